@@ -1,0 +1,87 @@
+#!/bin/bash
+# The main job: build barge, build the test image/bundle, run a container,
+# then a second container that joins the first one's network namespace by
+# path (a "pod" of two).
+# Env: RUNTIME=path (default target/release/barge-runtime; any runc-compatible
+#      runtime works, e.g. RUNTIME=runc), SKIP_BUILD=1 to reuse existing builds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+for d in "${HOME:-/root}/.cargo/bin" /root/.cargo/bin; do
+    if [ -d "$d" ]; then PATH="$d:$PATH"; fi
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "main-job.sh: containers need root here (try: sudo $0)" >&2
+    exit 1
+fi
+
+TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+if [ -z "${SKIP_BUILD:-}" ]; then
+    echo "== building the workspace (release)"
+    cargo build --release --workspace
+    echo "== building the test image"
+    scripts/build-image.sh build
+elif [ ! -d build/bundle/rootfs ]; then
+    scripts/build-image.sh build
+fi
+
+RUNTIME="${RUNTIME:-$TARGET_DIR/release/barge-runtime}"
+if ! command -v "$RUNTIME" >/dev/null 2>&1; then
+    echo "main-job.sh: runtime $RUNTIME not found" >&2
+    exit 1
+fi
+RUNTIME="$(command -v "$RUNTIME")"
+ROOTFS="$PWD/build/bundle/rootfs"
+WORK="$(mktemp -d /tmp/barge-main-job.XXXXXX)"
+STATE="$WORK/state"
+POD="mainjob-$$"
+cleanup() {
+    set +e
+    for c in "$POD-app" "$POD-infra"; do
+        "$RUNTIME" --root "$STATE" delete --force "$c" >/dev/null 2>&1
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# bundle DIR ARGS_JSON [NETNS_PATH]: a bundle over the shared read-only rootfs.
+bundle() {
+    local dir="$1" args="$2" netns="${3:-}"
+    mkdir -p "$dir"
+    jq --arg root "$ROOTFS" --argjson args "$args" --arg netns "$netns" '
+        .root.path = $root | .process.args = $args | .hostname = "barge"
+        | if $netns != "" then
+            .linux.namespaces |= map(if .type == "network" then . + {path: $netns} else . end)
+          else . end' build/bundle/config.json > "$dir/config.json"
+}
+
+echo "== runtime: $RUNTIME"
+echo "== 1. one container, attached"
+bundle "$WORK/hello" '["sh","-c","echo hello from a barge container: $(hostname), pid $$; barge-check ids"]'
+"$RUNTIME" --root "$STATE" run --bundle "$WORK/hello" "$POD-hello"
+
+echo "== 2. a pod: an infra container and an app container sharing its network namespace"
+bundle "$WORK/infra" '["barge-check","signal-wait"]'
+"$RUNTIME" --root "$STATE" run --detach --bundle "$WORK/infra" "$POD-infra" \
+    > "$WORK/infra.out" 2>&1 </dev/null
+INFRA_PID="$("$RUNTIME" --root "$STATE" state "$POD-infra" | jq -r .pid)"
+INFRA_NET="$(readlink "/proc/$INFRA_PID/ns/net")"
+echo "infra container pid $INFRA_PID, network namespace $INFRA_NET"
+
+bundle "$WORK/app" '["barge-check","ns"]' "/proc/$INFRA_PID/ns/net"
+APP_OUT="$("$RUNTIME" --root "$STATE" run --bundle "$WORK/app" "$POD-app")"
+echo "app container sees: $APP_OUT"
+APP_NET="$(echo "$APP_OUT" | jq -r .net)"
+if [ "$APP_NET" != "$INFRA_NET" ]; then
+    echo "main-job: FAIL: app netns $APP_NET != infra netns $INFRA_NET" >&2
+    exit 1
+fi
+"$RUNTIME" --root "$STATE" list
+"$RUNTIME" --root "$STATE" kill "$POD-infra" TERM
+for _ in $(seq 50); do
+    st="$("$RUNTIME" --root "$STATE" state "$POD-infra" | jq -r .status)"
+    [ "$st" = stopped ] && break
+    sleep 0.1
+done
+"$RUNTIME" --root "$STATE" delete "$POD-infra"
+echo "== main job OK: both containers shared network namespace $INFRA_NET"
