@@ -1,1 +1,17 @@
+//! Root integration suite: real containers through the runtime under test
+//! (`$BARGE_RUNTIME` or target/release/barge-runtime), checked from inside
+//! with the static `barge-check` binary. See docs/testing.md.
 
+mod bad_input;
+mod cli;
+mod devices;
+mod exec;
+mod hooks;
+mod limits;
+mod lifecycle;
+mod mounts;
+mod namespaces;
+mod process;
+mod seccomp;
+mod security;
+mod terminal;
