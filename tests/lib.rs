@@ -48,6 +48,19 @@ pub fn is_runc() -> bool {
     runtime().file_name().is_some_and(|n| n.to_string_lossy().contains("runc"))
 }
 
+/// Where runc is known to deviate from the OCI spec (or from what barge
+/// implements), a test calls this when the check fails: against runc it
+/// prints a note and returns true (the test stops there); against any other
+/// runtime it returns false and the test goes on to fail.
+pub fn runc_deviation(what: &str) -> bool {
+    if is_runc() {
+        eprintln!("NOTE runc deviation: {what}");
+        true
+    } else {
+        false
+    }
+}
+
 /// The image directory produced by `scripts/build-image.sh`.
 pub fn image_dir() -> PathBuf {
     match std::env::var_os("BARGE_IMAGE") {

@@ -1,6 +1,6 @@
 //! Hooks: all six kinds, order, state on stdin, failure and timeout.
 
-use barge_integration::{json, need_root, Container, Value};
+use barge_integration::{json, need_root, runc_deviation, Container, Value};
 use std::time::{Duration, Instant};
 
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -44,6 +44,10 @@ fn all_six_hooks_in_order_with_state() {
     c.delete().ok();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let kinds: Vec<&str> = text.lines().filter_map(|l| l.split(' ').next()).collect();
+    let want = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
+    if kinds != want && runc_deviation("runc 1.1 runs poststart hooks at create, before startContainer") {
+        return;
+    }
     assert_eq!(
         kinds,
         ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
@@ -108,7 +112,7 @@ fn hook_timeout() {
     let (mut c, _dir, _log) = hooked("hooktime");
     c.args(&["barge-check", "sleep", "600"]);
     c.config["hooks"] = json!({
-        "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "sleep 30"], "timeout": 1}]
+        "createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "exec sleep 30"], "timeout": 1}]
     });
     let t0 = Instant::now();
     let o = c.create();
@@ -118,14 +122,21 @@ fn hook_timeout() {
 }
 
 #[test]
-fn failing_poststart_hook() {
+fn failing_poststart_hook_only_warns() {
     need_root!();
-    // A failing poststart hook makes start/run fail (runc kills the container).
-    let (mut c, _dir, _log) = hooked("hookpost");
+    // Runtime spec: "If a poststart hook fails, the runtime MUST log a
+    // warning, but the remaining hooks and lifecycle continue as if the hook
+    // had succeeded."
+    let (mut c, _dir, log) = hooked("hookpost");
     c.args(&["barge-check", "sleep", "600"]);
-    c.config["hooks"] = json!({"poststart": [{"path": "/bin/false"}]});
-    c.create().ok();
-    let o = c.start();
-    o.fails();
-    let _ = c.delete_force();
+    c.config["hooks"] = json!({"poststart": [{"path": "/bin/false"}, hook("poststart2", &log)]});
+    let o = c.create();
+    if !o.success() && runc_deviation("runc 1.1 runs poststart at create and fails create when it fails") {
+        return;
+    }
+    o.ok();
+    c.start().ok();
+    c.wait_status("running", Duration::from_secs(10));
+    assert!(std::fs::read_to_string(&log).unwrap_or_default().contains("poststart2"));
+    c.delete_force().ok();
 }
