@@ -72,8 +72,9 @@ fn exec_detach_and_pid_file() {
     o.ok();
     let pid: i32 = std::fs::read_to_string(&pf).unwrap_or_default().trim().parse().expect("pid file holds a pid");
     assert!(pid > 0);
-    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    assert!(cmdline.contains("barge-check"), "{cmdline:?}");
+    // The process may still be finishing its execve when exec returns.
+    let cmdline = || std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(wait_until(Duration::from_secs(10), || cmdline().contains("barge-check")), "{:?}", cmdline());
     // The exec'd process is in the container's pid namespace.
     let a = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
     let b = std::fs::read_link(format!("/proc/{}/ns/pid", c.pid())).unwrap();
