@@ -43,7 +43,9 @@ pub(crate) fn v1_rule(rule: &LinuxDeviceCgroup) -> Result<String, CgroupError> {
     let typ = rule.typ().unwrap_or(LinuxDeviceType::A);
     let access = access_of(rule)?;
     Ok(match typ {
-        LinuxDeviceType::A if rule.major().is_none_or(|m| m < 0) && rule.minor().is_none_or(|m| m < 0) => {
+        LinuxDeviceType::A
+            if rule.major().is_none_or(|m| m < 0) && rule.minor().is_none_or(|m| m < 0) =>
+        {
             format!("a *:* {access}")
         }
         LinuxDeviceType::A => format!(
@@ -51,7 +53,11 @@ pub(crate) fn v1_rule(rule: &LinuxDeviceCgroup) -> Result<String, CgroupError> {
             id_str(rule.major()),
             id_str(rule.minor())
         ),
-        LinuxDeviceType::U => format!("c {}:{} {access}", id_str(rule.major()), id_str(rule.minor())),
+        LinuxDeviceType::U => format!(
+            "c {}:{} {access}",
+            id_str(rule.major()),
+            id_str(rule.minor())
+        ),
         t => format!(
             "{} {}:{} {access}",
             t.as_str(),
@@ -71,7 +77,11 @@ pub(crate) fn apply_v1(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<(), Cg
         .collect::<Result<_, CgroupError>>()?;
     util::write(dir, "devices.deny", "a")?;
     for (allow, line) in lines {
-        let file = if allow { "devices.allow" } else { "devices.deny" };
+        let file = if allow {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
         util::write(dir, file, &line)?;
     }
     Ok(())
@@ -185,11 +195,15 @@ pub(crate) fn apply_v2(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<(), Cg
     )
     .map_err(|e| bpf_err("loading the device filter program", e))?;
     use rustix::fs::{Mode, OFlags};
-    let dirfd = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| CgroupError::Open {
-            path: dir.to_path_buf(),
-            source: e.into(),
-        })?;
+    let dirfd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| CgroupError::Open {
+        path: dir.to_path_buf(),
+        source: e.into(),
+    })?;
     let attached = bpf::prog_query(dirfd.as_fd(), bpf::BPF_CGROUP_DEVICE)
         .map_err(|e| bpf_err("querying device programs", e))?;
     let mut ours = Vec::new();
@@ -235,11 +249,15 @@ pub(crate) fn apply_v2(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<(), Cg
 /// (for tests and diagnostics).
 pub fn attached_device_programs(dir: &Path) -> Result<Vec<String>, CgroupError> {
     use rustix::fs::{Mode, OFlags};
-    let dirfd = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| CgroupError::Open {
-            path: dir.to_path_buf(),
-            source: e.into(),
-        })?;
+    let dirfd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| CgroupError::Open {
+        path: dir.to_path_buf(),
+        source: e.into(),
+    })?;
     let ids = bpf::prog_query(dirfd.as_fd(), bpf::BPF_CGROUP_DEVICE).map_err(|source| {
         CgroupError::Bpf {
             op: "querying device programs".into(),
@@ -259,8 +277,17 @@ pub(crate) mod tests {
     use super::*;
     use oci_spec::runtime::LinuxDeviceCgroupBuilder;
 
-    fn rule(allow: bool, t: LinuxDeviceType, maj: Option<i64>, min: Option<i64>, acc: &str) -> LinuxDeviceCgroup {
-        let mut b = LinuxDeviceCgroupBuilder::default().allow(allow).typ(t).access(acc);
+    fn rule(
+        allow: bool,
+        t: LinuxDeviceType,
+        maj: Option<i64>,
+        min: Option<i64>,
+        acc: &str,
+    ) -> LinuxDeviceCgroup {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(allow)
+            .typ(t)
+            .access(acc);
         if let Some(m) = maj {
             b = b.major(m);
         }
@@ -321,10 +348,16 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[allow(clippy::many_single_char_names)]
     fn filter_semantics() {
         let prog = compile_device_filter(&sample_rules()).expect("compile");
-        let (c, b) = (DEVCG_DEV_CHAR as u32, DEVCG_DEV_BLOCK as u32);
-        let (r, w, m) = (2u32, 4u32, 1u32);
+        let (c, b, r, w, m) = (
+            DEVCG_DEV_CHAR as u32,
+            DEVCG_DEV_BLOCK as u32,
+            2u32,
+            4u32,
+            1u32,
+        );
         assert_eq!(run(&prog, c, r | w, 1, 3), 1);
         assert_eq!(run(&prog, c, m, 1, 3), 1);
         assert_eq!(run(&prog, c, r, 1, 5), 0);

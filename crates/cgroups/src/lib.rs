@@ -122,7 +122,11 @@ fn expand_slice(slice: &str) -> Result<String, CgroupError> {
 
 /// Map `slice:prefix:name` to the cgroupfs path systemd would use.
 fn systemd_path(path: &str, id: &str, rootless: bool) -> Result<String, CgroupError> {
-    let default_slice = if rootless { "user.slice" } else { "system.slice" };
+    let default_slice = if rootless {
+        "user.slice"
+    } else {
+        "system.slice"
+    };
     if path.is_empty() {
         return Ok(format!("{}/barge-{id}.scope", expand_slice(default_slice)?));
     }
@@ -132,13 +136,20 @@ fn systemd_path(path: &str, id: &str, rootless: bool) -> Result<String, CgroupEr
             "cgroupsPath {path:?} must be of the form slice:prefix:name with systemd cgroups"
         )));
     };
-    let slice = if slice.is_empty() { default_slice } else { slice };
+    let slice = if slice.is_empty() {
+        default_slice
+    } else {
+        slice
+    };
     if name.is_empty() || name.contains('/') || prefix.contains('/') {
         return Err(CgroupError::InvalidConfig(format!(
             "invalid systemd cgroupsPath {path:?}"
         )));
     }
-    let unit = if name.ends_with(".slice") {
+    let unit = if std::path::Path::new(name)
+        .extension()
+        .is_some_and(|e| e == "slice")
+    {
         name.to_string()
     } else if prefix.is_empty() {
         format!("{name}.scope")
@@ -183,9 +194,9 @@ fn own_dir(mount: &CgroupMount, own: &[ProcCgroup]) -> PathBuf {
 }
 
 fn is_permission(e: &CgroupError) -> bool {
-    e.io_error().and_then(std::io::Error::raw_os_error).is_some_and(|c| {
-        c == libc::EACCES || c == libc::EPERM || c == libc::EROFS
-    })
+    e.io_error()
+        .and_then(std::io::Error::raw_os_error)
+        .is_some_and(|c| c == libc::EACCES || c == libc::EPERM || c == libc::EROFS)
 }
 
 impl Cgroup {
@@ -423,10 +434,13 @@ impl Cgroup {
             let deadline = Instant::now() + Duration::from_secs(10);
             let mut n = 0u32;
             loop {
-                if n % 50 == 0 {
+                if n == 0 {
+                    // (Re)request freezing now and then: tasks forked while
+                    // FREEZING may otherwise keep it from completing.
                     util::write_path(&state, "FROZEN")?;
+                    n = 50;
                 }
-                n += 1;
+                n -= 1;
                 if util::read_path(&state)?.trim() == "FROZEN" {
                     return Ok(());
                 }

@@ -66,7 +66,9 @@ fn unescape(s: &str) -> String {
         if bytes[i] == b'\\' && i + 4 <= bytes.len() {
             let oct = &bytes[i + 1..i + 4];
             if oct.iter().all(|b| (b'0'..=b'7').contains(b)) {
-                let v = oct.iter().fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
+                let v = oct
+                    .iter()
+                    .fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
                 if let Ok(v) = u8::try_from(v) {
                     out.push(v);
                     i += 4;
@@ -236,7 +238,10 @@ mod tests {
                 MountKind::V1(vec!["pids".into()]),
             ]
         );
-        assert_eq!(m[1].mount_point, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"));
+        assert_eq!(
+            m[1].mount_point,
+            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")
+        );
         assert_eq!(mode_from_mounts(&m).ok(), Some(Mode::V1));
     }
 

@@ -131,7 +131,11 @@ fn cpu_v1(cg: &Cgroup, c: &LinuxCpu) -> Result<(), CgroupError> {
         }
         if let Some(q) = c.quota() {
             if q != 0 {
-                let v = if q < 0 { "-1".to_string() } else { q.to_string() };
+                let v = if q < 0 {
+                    "-1".to_string()
+                } else {
+                    q.to_string()
+                };
                 util::write(dir, "cpu.cfs_quota_us", &v)?;
             }
         }
@@ -181,7 +185,11 @@ fn throttle_lines(
     devs: Option<&Vec<LinuxThrottleDevice>>,
 ) -> Result<(), CgroupError> {
     for d in devs.into_iter().flatten() {
-        util::write(dir, file, &format!("{}:{} {}", d.major(), d.minor(), d.rate()))?;
+        util::write(
+            dir,
+            file,
+            &format!("{}:{} {}", d.major(), d.minor(), d.rate()),
+        )?;
     }
     Ok(())
 }
@@ -223,9 +231,21 @@ fn blkio_v1(dir: &Path, b: &LinuxBlockIo) -> Result<(), CgroupError> {
             }
         }
     }
-    throttle_lines(dir, "blkio.throttle.read_bps_device", b.throttle_read_bps_device().as_ref())?;
-    throttle_lines(dir, "blkio.throttle.write_bps_device", b.throttle_write_bps_device().as_ref())?;
-    throttle_lines(dir, "blkio.throttle.read_iops_device", b.throttle_read_iops_device().as_ref())?;
+    throttle_lines(
+        dir,
+        "blkio.throttle.read_bps_device",
+        b.throttle_read_bps_device().as_ref(),
+    )?;
+    throttle_lines(
+        dir,
+        "blkio.throttle.write_bps_device",
+        b.throttle_write_bps_device().as_ref(),
+    )?;
+    throttle_lines(
+        dir,
+        "blkio.throttle.read_iops_device",
+        b.throttle_read_iops_device().as_ref(),
+    )?;
     throttle_lines(
         dir,
         "blkio.throttle.write_iops_device",
@@ -278,23 +298,23 @@ fn controller_available(dir: &Path, controller: &str) -> bool {
 
 fn network_v1(cg: &Cgroup, n: &LinuxNetwork) -> Result<(), CgroupError> {
     if let Some(id) = n.class_id() {
-        match cg.v1_path("net_cls") {
-            Some(dir) => util::write(dir, "net_cls.classid", &id.to_string())?,
-            None => tracing::warn!("net_cls controller absent; network.classID ignored"),
+        if let Some(dir) = cg.v1_path("net_cls") {
+            util::write(dir, "net_cls.classid", &id.to_string())?;
+        } else {
+            tracing::warn!("net_cls controller absent; network.classID ignored");
         }
     }
     if let Some(prios) = n.priorities() {
-        match cg.v1_path("net_prio") {
-            Some(dir) => {
-                for p in prios {
-                    util::write(
-                        dir,
-                        "net_prio.ifpriomap",
-                        &format!("{} {}", p.name(), p.priority()),
-                    )?;
-                }
+        if let Some(dir) = cg.v1_path("net_prio") {
+            for p in prios {
+                util::write(
+                    dir,
+                    "net_prio.ifpriomap",
+                    &format!("{} {}", p.name(), p.priority()),
+                )?;
             }
-            None => tracing::warn!("net_prio controller absent; network.priorities ignored"),
+        } else {
+            tracing::warn!("net_prio controller absent; network.priorities ignored");
         }
     }
     Ok(())
@@ -400,7 +420,9 @@ fn apply_v2(cg: &Cgroup, r: &LinuxResources) -> Result<(), CgroupError> {
                 if exists(dir, "memory.swap.max") {
                     util::write(dir, "memory.swap.max", &v)?;
                 } else {
-                    tracing::warn!("memory.swap.max absent (no swap accounting); swap limit ignored");
+                    tracing::warn!(
+                        "memory.swap.max absent (no swap accounting); swap limit ignored"
+                    );
                 }
             }
         }
@@ -435,7 +457,7 @@ fn apply_v2(cg: &Cgroup, r: &LinuxResources) -> Result<(), CgroupError> {
                 "max".to_string()
             };
             if period != 0 {
-                v.push_str(&format!(" {period}"));
+                v = format!("{v} {period}");
             }
             util::write(dir, "cpu.max", &v)?;
         }
@@ -505,7 +527,11 @@ fn io_v2(dir: &Path, b: &LinuxBlockIo) -> Result<(), CgroupError> {
     for d in b.weight_device().iter().flatten() {
         if let Some(w) = d.weight() {
             if bfq {
-                util::write(dir, "io.bfq.weight", &format!("{}:{} {w}", d.major(), d.minor()))?;
+                util::write(
+                    dir,
+                    "io.bfq.weight",
+                    &format!("{}:{} {w}", d.major(), d.minor()),
+                )?;
             } else {
                 util::write(
                     dir,
@@ -549,8 +575,14 @@ mod tests {
         assert_eq!(blkio_weight_to_io(10), 1);
         assert_eq!(blkio_weight_to_io(1000), 10000);
         assert_eq!(blkio_weight_to_io(500), 4950);
-        assert_eq!(swap_v2(-1, Some(100)).ok().flatten().as_deref(), Some("max"));
-        assert_eq!(swap_v2(300, Some(100)).ok().flatten().as_deref(), Some("200"));
+        assert_eq!(
+            swap_v2(-1, Some(100)).ok().flatten().as_deref(),
+            Some("max")
+        );
+        assert_eq!(
+            swap_v2(300, Some(100)).ok().flatten().as_deref(),
+            Some("200")
+        );
         assert!(swap_v2(50, Some(100)).is_err());
         assert!(swap_v2(50, None).is_err());
         assert_eq!(swap_v2(0, Some(100)).ok().flatten(), None);

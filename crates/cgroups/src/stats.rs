@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::{util, Cgroup, CgroupError, Mode};
 
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde passes a reference
 fn is_zero(v: &u64) -> bool {
     *v == 0
 }
@@ -113,7 +114,10 @@ pub struct BlkioEntry {
 #[derive(Serialize, Debug, Default, Clone, PartialEq, Eq)]
 pub struct BlkioStats {
     /// Bytes transferred.
-    #[serde(rename = "ioServiceBytesRecursive", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "ioServiceBytesRecursive",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub io_service_bytes_recursive: Vec<BlkioEntry>,
     /// Operations.
     #[serde(rename = "ioServicedRecursive", skip_serializing_if = "Vec::is_empty")]
@@ -211,7 +215,10 @@ fn v1(cg: &Cgroup, s: &mut Stats) -> Result<(), CgroupError> {
         let (bytes, ios) = if dir.join("blkio.io_service_bytes_recursive").exists()
             && has_data(dir, "blkio.io_service_bytes_recursive")
         {
-            ("blkio.io_service_bytes_recursive", "blkio.io_serviced_recursive")
+            (
+                "blkio.io_service_bytes_recursive",
+                "blkio.io_serviced_recursive",
+            )
         } else {
             (
                 "blkio.throttle.io_service_bytes_recursive",
@@ -404,8 +411,8 @@ mod tests {
         assert_eq!(e.len(), 2);
         assert_eq!(e[1].op, "Write");
         assert_eq!(e[1].value, 20);
-        let (b, i) = parse_io_stat(p, "259:0 rbytes=5 wbytes=6 rios=1 wios=2 dbytes=0\n")
-            .expect("parse");
+        let (b, i) =
+            parse_io_stat(p, "259:0 rbytes=5 wbytes=6 rios=1 wios=2 dbytes=0\n").expect("parse");
         assert_eq!(b.len(), 2);
         assert_eq!((b[0].major, b[0].minor, b[0].value), (259, 0, 5));
         assert_eq!(i[1].value, 2);

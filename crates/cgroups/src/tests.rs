@@ -69,7 +69,9 @@ fn reap(pid: i32) -> Option<rustix::process::WaitStatus> {
 #[test]
 fn systemd_paths() {
     assert_eq!(
-        systemd_path("system.slice:barge:abc", "abc", false).ok().as_deref(),
+        systemd_path("system.slice:barge:abc", "abc", false)
+            .ok()
+            .as_deref(),
         Some("/system.slice/barge-abc.scope")
     );
     assert_eq!(
@@ -204,7 +206,10 @@ fn root_lifecycle() {
         assert_eq!(read(d, "cpu.weight"), shares_weight(512));
     } else {
         let mem = cg.v1_path("memory").expect("memory");
-        assert_eq!(read(mem, "memory.limit_in_bytes"), (64_u64 << 20).to_string());
+        assert_eq!(
+            read(mem, "memory.limit_in_bytes"),
+            (64_u64 << 20).to_string()
+        );
         if memsw {
             assert_eq!(
                 read(mem, "memory.memsw.limit_in_bytes"),
@@ -216,12 +221,18 @@ fn root_lifecycle() {
         assert_eq!(read(cpu, "cpu.shares"), "512");
         assert_eq!(read(cpu, "cpu.cfs_quota_us"), "50000");
         assert_eq!(read(cpu, "cpu.cfs_period_us"), "100000");
-        assert_eq!(read(cg.v1_path("cpuset").expect("cpuset"), "cpuset.cpus"), "0");
+        assert_eq!(
+            read(cg.v1_path("cpuset").expect("cpuset"), "cpuset.cpus"),
+            "0"
+        );
     }
     if let Some(size) = &huge {
         let (dir, file) = match cg.v1_path("hugetlb").filter(|_| mode != Mode::V2) {
             Some(d) => (d, format!("hugetlb.{size}.limit_in_bytes")),
-            None => (cg.unified_path().expect("unified"), format!("hugetlb.{size}.max")),
+            None => (
+                cg.unified_path().expect("unified"),
+                format!("hugetlb.{size}.max"),
+            ),
         };
         assert_eq!(read(dir, &file), (4_u64 << 20).to_string());
     } else {

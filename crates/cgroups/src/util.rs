@@ -84,7 +84,10 @@ pub(crate) fn parse_flat_keyed(path: &Path, s: &str) -> Result<BTreeMap<String, 
     Ok(out)
 }
 
-pub(crate) fn read_flat_keyed(dir: &Path, file: &str) -> Result<BTreeMap<String, u64>, CgroupError> {
+pub(crate) fn read_flat_keyed(
+    dir: &Path,
+    file: &str,
+) -> Result<BTreeMap<String, u64>, CgroupError> {
     let path = dir.join(file);
     let s = read_path(&path)?;
     parse_flat_keyed(&path, &s)
@@ -112,7 +115,11 @@ pub fn hugepage_sizes() -> Vec<String> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let kb: u64 = name.strip_prefix("hugepages-")?.strip_suffix("kB")?.parse().ok()?;
+            let kb: u64 = name
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()?;
             Some((kb, hugepage_size_name(kb)))
         })
         .collect();
@@ -122,9 +129,9 @@ pub fn hugepage_sizes() -> Vec<String> {
 
 /// 2048 -> "2MB", 1048576 -> "1GB", 64 -> "64KB".
 pub(crate) fn hugepage_size_name(kb: u64) -> String {
-    if kb >= 1 << 20 && kb % (1 << 20) == 0 {
+    if kb >= 1 << 20 && kb & ((1 << 20) - 1) == 0 {
         format!("{}GB", kb >> 20)
-    } else if kb >= 1 << 10 && kb % (1 << 10) == 0 {
+    } else if kb >= 1 << 10 && kb & ((1 << 10) - 1) == 0 {
         format!("{}MB", kb >> 10)
     } else {
         format!("{kb}KB")
@@ -144,7 +151,9 @@ mod tests {
         assert_eq!(parse_u64(p, "max\n").ok(), Some(u64::MAX));
         assert_eq!(parse_u64(p, "42\n").ok(), Some(42));
         assert!(parse_u64(p, "abc").is_err());
-        let m = parse_flat_keyed(p, "cache 1\nrss 2\n").ok().unwrap_or_default();
+        let m = parse_flat_keyed(p, "cache 1\nrss 2\n")
+            .ok()
+            .unwrap_or_default();
         assert_eq!(m.get("rss"), Some(&2));
     }
 }

@@ -166,7 +166,10 @@ fn name_bytes(name: &str) -> [u8; BPF_OBJ_NAME_LEN] {
     let mut out = [0u8; BPF_OBJ_NAME_LEN];
     for (dst, src) in out
         .iter_mut()
-        .zip(name.bytes().filter(|b| b.is_ascii_alphanumeric() || *b == b'_'))
+        .zip(
+            name.bytes()
+                .filter(|b| b.is_ascii_alphanumeric() || *b == b'_'),
+        )
         .take(BPF_OBJ_NAME_LEN - 1)
     {
         *dst = src;
@@ -205,20 +208,18 @@ pub fn prog_load(
             attr.log_level = 1;
             attr.log_size = log.len() as u32;
             attr.log_buf = log.as_mut_ptr() as u64;
-            match sys_bpf(BPF_PROG_LOAD, &mut attr) {
-                Ok(ret) => fd_from_ret(ret),
-                Err(_) => {
-                    let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-                    let text = String::from_utf8_lossy(&log[..end]);
-                    if text.trim().is_empty() {
-                        Err(first)
-                    } else {
-                        Err(io::Error::new(
-                            first.kind(),
-                            format!("{first}; verifier log: {}", text.trim()),
-                        ))
-                    }
-                }
+            if let Ok(ret) = sys_bpf(BPF_PROG_LOAD, &mut attr) {
+                return fd_from_ret(ret);
+            }
+            let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+            let text = String::from_utf8_lossy(&log[..end]);
+            if text.trim().is_empty() {
+                Err(first)
+            } else {
+                Err(io::Error::new(
+                    first.kind(),
+                    format!("{first}; verifier log: {}", text.trim()),
+                ))
             }
         }
     }
