@@ -7,7 +7,8 @@
 #      cgroupfs, file events/k8s-file logs, lowered default_ulimits (root here
 #      lacks CAP_SYS_RESOURCE: hard nofile is 20000, podman's default 1048576
 #      fails), barge-runtime registered as runtime "barge" and as JSON-capable,
-#      and a local infra (pause) image so pods never pull from the network;
+#      and no infra_image, so pods use podman's locally built pause image
+#      (catatonit) and never pull from the network;
 #   2. checks that podman's storage works (overlay, falling back to vfs);
 #   3. imports localhost/barge-busybox:latest from build/bundle/rootfs
 #      (scripts/build-image.sh), or from a minimal busybox-static rootfs built
@@ -16,7 +17,8 @@
 #
 # Environment: BARGE_RUNTIME (path registered as runtime "barge"; default
 # <repo>/target/release/barge-runtime), BARGE_ROOTFS (rootfs to import),
-# PODMAN_SETUP_FORCE=1 (rewrite config and re-import).
+# PODMAN_SETUP_FORCE=1 (rewrite config and re-import), BARGE_PAUSE_IMAGE=1
+# (use the busybox pause image for pods even when catatonit is installed).
 set -eu
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,6 +44,17 @@ exec 9>"$CONF_DIR/.barge-podman-setup.lock"
 flock 9
 
 # ---------------------------------------------------------------- config
+PAUSE_IMAGE=localhost/barge-pause:latest
+if [ "${BARGE_PAUSE_IMAGE:-0}" != 1 ] && { command -v catatonit >/dev/null || [ -x /usr/libexec/podman/catatonit ]; }; then
+    INFRA_LINES=""; need_pause=0
+else
+    log "catatonit not installed: pods will use $PAUSE_IMAGE"
+    INFRA_LINES="infra_image = \"$PAUSE_IMAGE\"
+infra_command = \"/pause\""
+    need_pause=1
+fi
+command -v iptables >/dev/null || log "warning: iptables missing: podman's default bridge network (netavark) will fail"
+
 nofile_hard=$(ulimit -Hn)
 nofile=1024; [ "$nofile_hard" != unlimited ] && [ "$nofile_hard" -lt "$nofile" ] && nofile=$nofile_hard
 
@@ -57,9 +70,10 @@ log_driver = "k8s-file"
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
-# Pods: the infra container comes from the local test image, never a registry.
-#infra_image = "$IMAGE"
-#infra_command = "/bin/sleep"
+# Pods: with catatonit installed, infra_image is left unset: podman 4.x then
+# builds localhost/podman-pause locally from catatonit (no registry pull).
+# Without catatonit we point it at localhost/barge-pause, built below.
+$INFRA_LINES
 # runtimes named here get --log-format=json from podman (the default list
 # plus barge; with --runtime /path podman uses the file's basename as name).
 runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "barge", "barge-runtime"]
@@ -131,14 +145,37 @@ fi
 sum=$(tar -C "$rootfs" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf - . | sha256sum | cut -d' ' -f1)
 have=$(podman image inspect --format '{{index .Config.Labels "barge.rootfs.sha256"}}' "$IMAGE" 2>/dev/null || true)
 if [ "$FORCE" = 1 ] || [ "$have" != "$sum" ]; then
+    old_id=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
     log "importing $IMAGE from $rootfs"
-    tar -C "$rootfs" --numeric-owner -cf - . | podman import \
+    tar -C "$rootfs" --numeric-owner -cf - . | podman import -q \
         --change "CMD=/bin/sh" \
         --change "ENV=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
         --change "LABEL=barge.rootfs.sha256=$sum" \
         - "$IMAGE" >/dev/null
+    # Drop the superseded image unless a container still uses it.
+    [ -n "$old_id" ] && podman rmi "$old_id" >/dev/null 2>&1 || true
 else
     log "$IMAGE up to date"
 fi
 podman image exists "$IMAGE" || die "$IMAGE missing after import"
+
+# Pause image for pod infra containers when catatonit is missing: the test
+# rootfs plus a /pause that sleeps until SIGTERM/SIGINT.
+if [ "$need_pause" = 1 ]; then
+    psum=$(printf '%s-pause-v1' "$sum" | sha256sum | cut -d' ' -f1)
+    phave=$(podman image inspect --format '{{index .Config.Labels "barge.rootfs.sha256"}}' "$PAUSE_IMAGE" 2>/dev/null || true)
+    if [ "$FORCE" = 1 ] || [ "$phave" != "$psum" ]; then
+        [ -n "$tmp" ] || tmp=$(mktemp -d)
+        mkdir -p "$tmp/pause"
+        printf '#!/bin/sh\ntrap "exit 0" TERM INT\nwhile :; do sleep 3600 & wait; done\n' > "$tmp/pause/pause"
+        chmod 755 "$tmp/pause/pause"
+        log "importing $PAUSE_IMAGE"
+        { tar -C "$rootfs" --numeric-owner -cf - . ; } >"$tmp/pause.tar"
+        tar -C "$tmp/pause" --numeric-owner --owner=0 --group=0 -rf "$tmp/pause.tar" pause
+        old_id=$(podman image inspect --format '{{.Id}}' "$PAUSE_IMAGE" 2>/dev/null || true)
+        podman import -q --change "CMD=/pause" --change "LABEL=barge.rootfs.sha256=$psum" \
+            "$tmp/pause.tar" "$PAUSE_IMAGE" >/dev/null
+        [ -n "$old_id" ] && podman rmi "$old_id" >/dev/null 2>&1 || true
+    fi
+fi
 log "ready (runtime barge = $BARGE_RUNTIME)"
