@@ -67,6 +67,67 @@ pub(crate) fn v1_rule(rule: &LinuxDeviceCgroup) -> Result<String, CgroupError> {
     })
 }
 
+fn dev_rule(
+    allow: bool,
+    typ: LinuxDeviceType,
+    major: i64,
+    minor: i64,
+    access: &str,
+) -> LinuxDeviceCgroup {
+    let mut r = LinuxDeviceCgroup::default();
+    r.set_allow(allow);
+    r.set_typ(Some(typ));
+    r.set_major((major >= 0).then_some(major));
+    r.set_minor((minor >= 0).then_some(minor));
+    r.set_access(Some(access.to_string()));
+    r
+}
+
+/// The devices every container may use, as runc allows them (appended after
+/// the spec's rules by [`crate::Cgroup::apply`]/[`crate::Cgroup::update`]):
+/// mknod of any char/block device, /dev/null, zero, full, random, urandom,
+/// tty, console, ptmx and /dev/pts/*.
+pub fn default_allowed_devices() -> Vec<LinuxDeviceCgroup> {
+    use LinuxDeviceType::{B, C};
+    vec![
+        dev_rule(true, C, -1, -1, "m"),
+        dev_rule(true, B, -1, -1, "m"),
+        dev_rule(true, C, 1, 3, "rwm"),
+        dev_rule(true, C, 1, 8, "rwm"),
+        dev_rule(true, C, 1, 7, "rwm"),
+        dev_rule(true, C, 5, 0, "rwm"),
+        dev_rule(true, C, 1, 5, "rwm"),
+        dev_rule(true, C, 1, 9, "rwm"),
+        dev_rule(true, C, 5, 1, "rwm"),
+        dev_rule(true, C, 136, -1, "rwm"),
+        dev_rule(true, C, 5, 2, "rwm"),
+    ]
+}
+
+/// Allow rules for the spec's `linux.devices` (the runtime creates these
+/// nodes, so the container must be able to use them). Put them into
+/// `resources.devices` before calling [`crate::Cgroup::apply`], as runc does.
+pub fn rules_for_devices(devices: &[oci_spec::runtime::LinuxDevice]) -> Vec<LinuxDeviceCgroup> {
+    devices
+        .iter()
+        .filter_map(|d| {
+            let typ = match d.typ() {
+                LinuxDeviceType::P => return None,
+                LinuxDeviceType::U => LinuxDeviceType::C,
+                t => t,
+            };
+            Some(dev_rule(true, typ, d.major(), d.minor(), "rwm"))
+        })
+        .collect()
+}
+
+/// The spec's rules followed by [`default_allowed_devices`].
+pub(crate) fn effective_rules(rules: &[LinuxDeviceCgroup]) -> Vec<LinuxDeviceCgroup> {
+    let mut all = rules.to_vec();
+    all.extend(default_allowed_devices());
+    all
+}
+
 /// v1: deny everything, then replay the rules in order.
 pub(crate) fn apply_v1(dir: &Path, rules: &[LinuxDeviceCgroup]) -> Result<(), CgroupError> {
     // Validate before touching anything.

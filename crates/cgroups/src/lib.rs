@@ -35,7 +35,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-pub use devices::{attached_device_programs, compile_device_filter, DEVICE_PROG_NAME};
+pub use devices::{
+    attached_device_programs, compile_device_filter, default_allowed_devices, rules_for_devices,
+    DEVICE_PROG_NAME,
+};
 pub use error::CgroupError;
 pub use mountinfo::{
     detect_mode, host_mounts, mode_from_mounts, parse_mountinfo, parse_proc_cgroup, CgroupMount,
@@ -500,6 +503,8 @@ impl Cgroup {
 
     /// Send `signal` to every process: freeze, signal each pid, thaw (so no
     /// process can fork away meanwhile). On v2 `SIGKILL` uses `cgroup.kill`.
+    /// A cgroup that was already frozen (paused) is left frozen unless the
+    /// signal is `SIGKILL`. Processes that exit meanwhile are ignored.
     pub fn kill_all(&self, signal: i32) -> Result<(), CgroupError> {
         if self.disabled {
             return Ok(());
@@ -514,6 +519,9 @@ impl Cgroup {
         let sig = rustix::process::Signal::from_named_raw(signal).ok_or_else(|| {
             CgroupError::InvalidConfig(format!("unsupported signal number {signal}"))
         })?;
+        // A paused container stays paused (except for SIGKILL, whose
+        // victims must run to die).
+        let was_frozen = self.is_frozen().unwrap_or(false);
         let frozen = match self.freeze() {
             Ok(()) => true,
             Err(CgroupError::MissingController(_)) => false,
@@ -540,7 +548,7 @@ impl Cgroup {
             }
             Err(e) => result = Err(e),
         }
-        if frozen {
+        if frozen && (!was_frozen || signal == libc::SIGKILL) {
             self.thaw()?;
         }
         result
@@ -693,6 +701,22 @@ fn remove_tree(dir: &Path) -> Result<(), CgroupError> {
 /// recording what was created; v1 cpuset dirs get cpus/mems from their
 /// parent, cgroup2 parents get their available controllers enabled.
 fn mkdir_hierarchy(h: &mut Hierarchy) -> Result<(), CgroupError> {
+    // A concurrent destroy() of a sibling may remove a shared parent between
+    // our mkdirs (ENOENT): walk again a few times.
+    let mut tries = 0;
+    loop {
+        match mkdir_walk(h) {
+            Err(CgroupError::Mkdir { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && tries < 5 =>
+            {
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn mkdir_walk(h: &mut Hierarchy) -> Result<(), CgroupError> {
     let rel: Vec<PathBuf> = h
         .path
         .strip_prefix(&h.mount_point)

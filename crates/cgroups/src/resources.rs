@@ -48,7 +48,7 @@ fn apply_v1(cg: &Cgroup, r: &LinuxResources, update: bool) -> Result<(), CgroupE
     }
     if let Some(d) = r.devices() {
         let _ = update;
-        devices::apply_v1(need(cg, "devices")?, d)?;
+        devices::apply_v1(need(cg, "devices")?, &devices::effective_rules(d))?;
     }
     if let Some(n) = r.network() {
         network_v1(cg, n)?;
@@ -494,7 +494,7 @@ fn apply_v2(cg: &Cgroup, r: &LinuxResources) -> Result<(), CgroupError> {
         hugetlb(cg, h)?;
     }
     if let Some(d) = r.devices() {
-        devices::apply_v2(dir, d)?;
+        devices::apply_v2(dir, &devices::effective_rules(d))?;
     }
     if r.network().is_some() {
         tracing::warn!("network (net_cls/net_prio) resources do not exist on cgroup v2; ignored");
