@@ -1,0 +1,374 @@
+//! `exec`: run another process in a running container, and the attached
+//! wait loop shared with `run` (signal forwarding, terminal proxy).
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Process;
+use rustix::fs::{Mode, OFlags};
+use rustix::thread::LinkNameSpaceType;
+
+use crate::error::{Context, RuntimeError};
+use crate::state::{ContainerState, Status};
+use crate::{caps, console, init, seccomp, util};
+
+/// Options of `exec`.
+#[derive(Debug)]
+pub struct ExecOptions {
+    pub root: PathBuf,
+    pub id: String,
+    pub process: Process,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub detach: bool,
+    pub preserve_fds: u32,
+}
+
+const NS_FILES: [(&str, u32); 7] = [
+    ("user", libc::CLONE_NEWUSER as u32),
+    ("mnt", libc::CLONE_NEWNS as u32),
+    ("net", libc::CLONE_NEWNET as u32),
+    ("ipc", libc::CLONE_NEWIPC as u32),
+    ("uts", libc::CLONE_NEWUTS as u32),
+    ("cgroup", libc::CLONE_NEWCGROUP as u32),
+    ("time", 0x80),
+];
+
+fn ns_differs(pid: i32, name: &str) -> bool {
+    let theirs = std::fs::metadata(format!("/proc/{pid}/ns/{name}"));
+    let ours = std::fs::metadata(format!("/proc/self/ns/{name}"));
+    match (theirs, ours) {
+        (Ok(a), Ok(b)) => {
+            use std::os::unix::fs::MetadataExt;
+            a.ino() != b.ino() || a.dev() != b.dev()
+        }
+        _ => false,
+    }
+}
+
+/// Run a process in the container. Returns its exit code when attached,
+/// 0 when detached.
+pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
+    let st = ContainerState::load(&opts.root, &opts.id)?;
+    let status = st.status(&opts.root);
+    if status != Status::Running {
+        return Err(RuntimeError::BadStatus { id: opts.id.clone(), status: status.to_string(), action: "exec", wanted: "running" });
+    }
+    let process = &opts.process;
+    if process.args().as_ref().is_none_or(Vec::is_empty) {
+        return Err(RuntimeError::Other("exec: process args must not be empty".into()));
+    }
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && opts.detach && opts.console_socket.is_none() {
+        return Err(RuntimeError::Other("cannot allocate a tty when detaching without --console-socket".into()));
+    }
+    let console_socket = opts.console_socket.as_deref().map(console::connect_socket).transpose()?;
+    let pid = rustix::process::Pid::from_raw(st.pid).ok_or_else(|| RuntimeError::Other("bad pid".into()))?;
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ctx(|| format!("pidfd_open({})", st.pid))?;
+    let mut flags = 0u32;
+    for (name, flag) in NS_FILES {
+        if ns_differs(st.pid, name) {
+            flags |= flag;
+        }
+    }
+    let pid_ns_differs = ns_differs(st.pid, "pid");
+    // Pre-open what must be done from the host side.
+    let pid_file = opts
+        .pid_file
+        .as_ref()
+        .map(|p| {
+            rustix::fs::open(p, OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC, Mode::from_raw_mode(0o644))
+                .ctx(|| format!("opening pid file {}", p.display()))
+        })
+        .transpose()?;
+    let clone_fd = st.cgroup.clone_into_fd();
+    let (parent_chan, child_chan) = crate::channel::pair()?;
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    if pid_ns_differs {
+        rustix::thread::move_into_link_name_space(
+            std::fs::File::open(format!("/proc/{}/ns/pid", st.pid)).ctx(|| "opening the pid namespace".to_string())?.as_fd(),
+            Some(LinkNameSpaceType::ProcessID),
+        )
+        .ctx(|| format!("joining the pid namespace of {}", st.pid))?;
+    }
+    let mut args = barge_sys::CloneArgs { flags: 0, cgroup: clone_fd.as_ref().map(AsFd::as_fd) };
+    let mut cloned_into = clone_fd.is_some();
+    let fork = match barge_sys::clone3(&args) {
+        Err(_) if cloned_into => {
+            args.cgroup = None;
+            cloned_into = false;
+            barge_sys::clone3(&args)
+        }
+        other => other,
+    }
+    .map_err(|e| RuntimeError::io("clone3 of the exec process", e))?;
+    let child = match fork {
+        barge_sys::Fork::Child => {
+            drop(parent_chan);
+            let res = exec_child(&st, process, &pidfd, flags, &child_chan, console_socket, opts.preserve_fds);
+            let msg = match res {
+                Ok(never) => match never {},
+                Err(e) => e.to_string(),
+            };
+            let _ = child_chan.send(&crate::channel::FromInit::Failed { step: "exec".into(), message: msg.clone() }, &[]);
+            let code = if msg.contains("executable file not found") || msg.contains("no such file") { 127 } else if msg.contains("permission denied") { 126 } else { 1 };
+            barge_sys::exit_now(code);
+        }
+        barge_sys::Fork::Parent(p) => p.as_raw_nonzero().get(),
+    };
+    drop(child_chan);
+    drop(console_socket);
+    if let Err(e) = st.cgroup.add_task(child, cloned_into) {
+        let _ = parent_chan.send(&crate::channel::ToInit::Abort, &[]);
+        let _ = rustix::process::waitpid(rustix::process::Pid::from_raw(child), rustix::process::WaitOptions::empty());
+        return Err(e.into());
+    }
+    parent_chan.send(&crate::channel::ToInit::Go { idmap: Vec::new() }, &[])?;
+    let mut console = None;
+    loop {
+        match parent_chan.recv::<crate::channel::FromInit>()? {
+            None => break, // exec'd (the channel is close-on-exec)
+            Some((crate::channel::FromInit::ConsoleFd, mut fds)) => console = fds.pop(),
+            Some((crate::channel::FromInit::Failed { message, .. }, _)) => {
+                let _ = rustix::process::waitpid(rustix::process::Pid::from_raw(child), rustix::process::WaitOptions::empty());
+                return Err(RuntimeError::Other(message));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(fd) = pid_file {
+        rustix::io::write(&fd, child.to_string().as_bytes()).ctx(|| "writing the pid file".to_string())?;
+    }
+    if opts.detach {
+        return Ok(0);
+    }
+    wait_attached(child, console)
+}
+
+fn exec_child(
+    st: &ContainerState,
+    process: &Process,
+    pidfd: &OwnedFd,
+    flags: u32,
+    chan: &crate::channel::Channel,
+    console_socket: Option<OwnedFd>,
+    preserve_fds: u32,
+) -> Result<std::convert::Infallible, RuntimeError> {
+    match chan.recv::<crate::channel::ToInit>()? {
+        Some((crate::channel::ToInit::Go { .. }, _)) => {}
+        _ => barge_sys::exit_now(1),
+    }
+    if flags != 0 {
+        rustix::thread::move_into_thread_name_spaces(pidfd.as_fd(), rustix::thread::ThreadNameSpaceType::from_bits_retain(flags))
+            .ctx(|| format!("joining the namespaces of pid {}", st.pid))?;
+    }
+    if flags & libc::CLONE_NEWUSER as u32 != 0 {
+        let g = rustix::process::Gid::ROOT;
+        let u = rustix::process::Uid::ROOT;
+        let _ = rustix::thread::set_thread_res_gid(g, g, g);
+        let _ = rustix::thread::set_thread_res_uid(u, u, u);
+    }
+    let mut slave = None;
+    if process.terminal().unwrap_or(false) {
+        let pty = console::open_pty(Path::new("/"))?;
+        if let Some(size) = process.console_size() {
+            console::set_size(pty.slave.as_fd(), size.height() as u16, size.width() as u16)?;
+        }
+        match &console_socket {
+            Some(sock) => console::send_master(sock.as_fd(), pty.master.as_fd())?,
+            None => chan.send(&crate::channel::FromInit::ConsoleFd, &[pty.master.as_fd()])?,
+        }
+        slave = Some(pty.slave);
+    }
+    drop(console_socket);
+    for rl in process.rlimits().iter().flatten() {
+        init::set_rlimit(rl)?;
+    }
+    let linux = st.config.linux().as_ref();
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    let sc = linux.and_then(|l| l.seccomp().as_ref());
+    let mut loaded = false;
+    if let Some(sc) = sc {
+        if !nnp {
+            seccomp::load(sc)?;
+            loaded = true;
+        }
+    }
+    let setgroups_denied = std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+    caps::apply_user_and_caps(process.user(), process.capabilities().as_ref(), setgroups_denied)?;
+    if let Some(mask) = process.user().umask() {
+        rustix::process::umask(Mode::from_raw_mode(mask));
+    }
+    rustix::process::chdir(process.cwd()).ctx(|| format!("chdir to cwd {}", process.cwd().display()))?;
+    if nnp {
+        rustix::thread::set_no_new_privs(true).ctx(|| "setting no_new_privs".into())?;
+    }
+    let mut env = process.env().clone().unwrap_or_default();
+    if util::env_get(&env, "HOME").is_none() {
+        env.push("HOME=/".into());
+    }
+    let argv = process.args().clone().unwrap_or_default();
+    let arg0 = argv.first().cloned().unwrap_or_default();
+    let exe = util::lookup_executable(&arg0, &env, process.cwd()).map_err(RuntimeError::Other)?;
+    if let Some(s) = &slave {
+        console::become_session_leader(s)?;
+    }
+    drop(slave);
+    if let Some(sc) = sc {
+        if !loaded {
+            seccomp::load(sc)?;
+        }
+    }
+    barge_sys::close_range_cloexec(3 + preserve_fds).map_err(|e| RuntimeError::io("close_range", e))?;
+    barge_sys::signal::reset_dispositions();
+    let _ = barge_sys::signal::set_mask(&barge_sys::signal::SigSet::empty());
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.arg0(&arg0).args(argv.iter().skip(1)).env_clear();
+    for kv in &env {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    let err = cmd.exec();
+    Err(RuntimeError::Other(format!("exec {}: {err}", exe.display())))
+}
+
+/// Block the signals we forward (call before creating the child so none is
+/// lost); returns the signalfd.
+pub fn forwarding_signals() -> Result<OwnedFd, RuntimeError> {
+    let set = barge_sys::signal::SigSet::all();
+    barge_sys::signal::block(&set).map_err(|e| RuntimeError::io("blocking signals", e))?;
+    barge_sys::signal::signalfd(&set).map_err(|e| RuntimeError::io("signalfd", e))
+}
+
+/// Wait for `pid` (our child or, as subreaper, our descendant), forwarding
+/// signals and proxying the terminal if `console` is set. Returns the exit
+/// code (128+signal for a signal death).
+pub fn wait_attached(pid: i32, console: Option<OwnedFd>) -> Result<i32, RuntimeError> {
+    let sigfd = forwarding_signals()?;
+    let _raw = console.as_ref().and_then(|_| RawMode::enter());
+    if let Some(c) = &console {
+        if let Ok(ws) = rustix::termios::tcgetwinsize(rustix::stdio::stdin()) {
+            let _ = rustix::termios::tcsetwinsize(c, ws);
+        }
+    }
+    let mut stdin_open = console.is_some();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        if let Some(code) = try_reap(pid)? {
+            if let Some(c) = &console {
+                drain(c, &mut buf);
+            }
+            return Ok(code);
+        }
+        let mut fds = vec![rustix::event::PollFd::new(&sigfd, rustix::event::PollFlags::IN)];
+        if let Some(c) = &console {
+            fds.push(rustix::event::PollFd::new(c, rustix::event::PollFlags::IN));
+            if stdin_open {
+                fds.push(rustix::event::PollFd::from_borrowed_fd(rustix::stdio::stdin(), rustix::event::PollFlags::IN));
+            }
+        }
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(RuntimeError::io("poll", e.into())),
+        }
+        let sig_ready = !fds[0].revents().is_empty();
+        let con_ready = fds.get(1).is_some_and(|f| !f.revents().is_empty());
+        let in_ready = fds.get(2).is_some_and(|f| !f.revents().is_empty());
+        drop(fds);
+        if sig_ready {
+            let sig = barge_sys::signal::read_signal(&sigfd).map_err(|e| RuntimeError::io("reading signals", e))?;
+            if sig == libc::SIGWINCH {
+                if let Some(c) = &console {
+                    if let Ok(ws) = rustix::termios::tcgetwinsize(rustix::stdio::stdin()) {
+                        let _ = rustix::termios::tcsetwinsize(c, ws);
+                    }
+                }
+            } else if sig != libc::SIGCHLD {
+                if let (Some(p), Some(s)) = (rustix::process::Pid::from_raw(pid), rustix::process::Signal::from_named_raw(sig)) {
+                    let _ = rustix::process::kill_process(p, s);
+                }
+            }
+        }
+        if let Some(c) = &console {
+            if con_ready {
+                match rustix::io::read(c, &mut buf) {
+                    Ok(0) | Err(_) => {}
+                    Ok(n) => write_all(rustix::stdio::stdout(), &buf[..n]),
+                }
+            }
+            if in_ready {
+                match rustix::io::read(rustix::stdio::stdin(), &mut buf) {
+                    Ok(0) | Err(_) => stdin_open = false,
+                    Ok(n) => write_all(c.as_fd(), &buf[..n]),
+                }
+            }
+        }
+    }
+}
+
+fn drain(c: &OwnedFd, buf: &mut [u8]) {
+    let _ = rustix::fs::fcntl_setfl(c, OFlags::NONBLOCK);
+    while let Ok(n) = rustix::io::read(c, &mut *buf) {
+        if n == 0 {
+            break;
+        }
+        write_all(rustix::stdio::stdout(), &buf[..n]);
+    }
+}
+
+fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut data: &[u8]) {
+    while !data.is_empty() {
+        match rustix::io::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Reap any children; return the exit code if `pid` is done.
+fn try_reap(pid: i32) -> Result<Option<i32>, RuntimeError> {
+    loop {
+        match rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG) {
+            Ok(Some((p, st))) => {
+                if p.as_raw_nonzero().get() == pid {
+                    let code = st.exit_status().unwrap_or_else(|| 128 + st.terminating_signal().unwrap_or(0));
+                    return Ok(Some(code));
+                }
+            }
+            Ok(None) => return Ok(None),
+            Err(rustix::io::Errno::CHILD) => {
+                return Err(RuntimeError::Other(format!("process {pid} is not our child")));
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(RuntimeError::io("waitpid", e.into())),
+        }
+    }
+}
+
+/// Puts the host terminal in raw mode while attached; restores it on drop.
+struct RawMode {
+    saved: rustix::termios::Termios,
+}
+
+impl RawMode {
+    fn enter() -> Option<Self> {
+        let stdin = rustix::stdio::stdin();
+        if !rustix::termios::isatty(stdin) {
+            return None;
+        }
+        let saved = rustix::termios::tcgetattr(stdin).ok()?;
+        let mut raw = saved.clone();
+        raw.make_raw();
+        rustix::termios::tcsetattr(stdin, rustix::termios::OptionalActions::Now, &raw).ok()?;
+        Some(Self { saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = rustix::termios::tcsetattr(rustix::stdio::stdin(), rustix::termios::OptionalActions::Now, &self.saved);
+    }
+}

@@ -1,0 +1,75 @@
+//! OCI hooks: run a hook with the container state on stdin, with a timeout.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::Hook;
+
+use crate::error::RuntimeError;
+
+/// Run each hook of `kind` in order; the first failure stops the rest.
+pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &serde_json::Value) -> Result<(), RuntimeError> {
+    let state = serde_json::to_vec(state).map_err(|e| RuntimeError::Other(e.to_string()))?;
+    for (i, hook) in hooks.into_iter().flatten().enumerate() {
+        run(kind, i, hook, &state)?;
+    }
+    Ok(())
+}
+
+fn run(kind: &str, index: usize, hook: &Hook, state: &[u8]) -> Result<(), RuntimeError> {
+    let path = hook.path();
+    let name = format!("{kind} hook #{index} ({})", path.display());
+    let mut cmd = Command::new(path);
+    if let Some(args) = hook.args() {
+        if let Some((argv0, rest)) = args.split_first() {
+            cmd.arg0(argv0).args(rest);
+        }
+    }
+    cmd.env_clear();
+    for kv in hook.env().iter().flatten() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| RuntimeError::Hook(format!("{name}: cannot start: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook may exit without reading its stdin: EPIPE is not an error.
+        let _ = stdin.write_all(state);
+    }
+    let timeout = hook
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Duration::from_secs(t as u64));
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => return Err(RuntimeError::Hook(format!("{name}: waiting: {e}"))),
+        }
+        if let Some(t) = timeout {
+            if start.elapsed() >= t {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(RuntimeError::Hook(format!(
+                    "{name} timed out after {}s",
+                    t.as_secs()
+                )));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(if start.elapsed() < Duration::from_millis(20) { 1 } else { 10 }));
+    };
+    if !status.success() {
+        let out = child.wait_with_output().ok();
+        let stderr = out
+            .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string())
+            .unwrap_or_default();
+        return Err(RuntimeError::Hook(format!("{name} failed ({status}): {stderr}")));
+    }
+    Ok(())
+}
