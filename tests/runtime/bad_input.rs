@@ -147,3 +147,52 @@ fn bad_mount_destination_fails_cleanly() {
     o.fails();
     assert_gone(&c);
 }
+
+#[test]
+fn missing_executable_names_the_failing_step() {
+    need_root!();
+    let mut c = Container::new("noexe");
+    c.args(&["/nonexistent-binary"]);
+    let o = c.run();
+    o.fails();
+    stderr_says(&o, &["/nonexistent-binary"]);
+    assert_gone(&c);
+    let mut c = Container::new("noexe2");
+    c.args(&["/nonexistent-binary"]);
+    let o = c.create();
+    o.fails();
+    stderr_says(&o, &["/nonexistent-binary"]);
+    assert_gone(&c);
+}
+
+#[test]
+fn cwd_is_a_file_fails() {
+    need_root!();
+    let mut c = Container::new("cwdfile");
+    c.args(&["barge-check", "cwd"]);
+    c.config["process"]["cwd"] = json!("/mnt/ro/file");
+    let o = c.run();
+    o.fails();
+    stderr_says(&o, &["cwd", "/mnt/ro/file", "not a directory", "chdir"]);
+}
+
+#[test]
+fn errors_go_to_log_file_as_json() {
+    need_root!();
+    let mut c = Container::new("logjson");
+    c.config["process"] = json!(5);
+    c.write_config();
+    let log = c.bundle_path().join("runtime.log");
+    let l = log.to_string_lossy().into_owned();
+    let b = c.bundle_path().to_string_lossy().into_owned();
+    let id = c.id.clone();
+    let o = c.rt_files(&["--log", &l, "--log-format", "json", "create", "--bundle", &b, &id]);
+    o.fails();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let lines = barge_integration::json_lines(&text);
+    assert!(
+        lines.iter().any(|v| v["level"] == "error" && v["msg"].is_string()),
+        "--log-format json writes {{\"level\":\"error\",\"msg\":..}} lines: {text:?}"
+    );
+    assert_gone(&c);
+}

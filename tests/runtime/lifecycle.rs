@@ -120,3 +120,45 @@ fn pause_resume() {
     c.wait_status("stopped", T);
     c.delete().ok();
 }
+
+#[test]
+fn pid_file_on_create_and_run() {
+    need_root!();
+    let mut c = Container::new("pidfile");
+    c.args(&["barge-check", "sleep", "600"]);
+    c.write_config();
+    let pf = c.bundle_path().join("ctr.pid");
+    let p = pf.to_string_lossy().into_owned();
+    let b = c.bundle_path().to_string_lossy().into_owned();
+    let id = c.id.clone();
+    c.rt_files(&["create", "--pid-file", &p, "--bundle", &b, &id]).ok();
+    let pid: i64 = std::fs::read_to_string(&pf).unwrap_or_default().trim().parse().expect("pid file");
+    assert_eq!(c.state()["pid"].as_i64(), Some(pid));
+    c.delete_force().ok();
+
+    let mut d = Container::new("pidfile2");
+    d.args(&["barge-check", "sleep", "600"]);
+    d.write_config();
+    let pf = d.bundle_path().join("ctr.pid");
+    let p = pf.to_string_lossy().into_owned();
+    let b = d.bundle_path().to_string_lossy().into_owned();
+    let id = d.id.clone();
+    d.rt_files(&["run", "--detach", "--pid-file", &p, "--bundle", &b, &id]).ok();
+    let pid: i64 = std::fs::read_to_string(&pf).unwrap_or_default().trim().parse().expect("pid file");
+    assert_eq!(d.state()["pid"].as_i64(), Some(pid));
+    d.delete_force().ok();
+}
+
+#[test]
+fn start_twice_fails_and_state_of_stopped() {
+    need_root!();
+    let mut c = Container::new("twice");
+    c.args(&["barge-check", "exit", "3"]);
+    c.create().ok();
+    c.start().ok();
+    c.wait_status("stopped", T);
+    c.start().fails();
+    let st = c.state();
+    assert_eq!(st["status"], "stopped");
+    c.delete().ok();
+}

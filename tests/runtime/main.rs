@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod devices;
 mod exec;
+mod harness;
 mod hooks;
 mod limits;
 mod lifecycle;
