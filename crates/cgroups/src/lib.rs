@@ -228,8 +228,18 @@ impl Cgroup {
 
     fn create_inner(cfg: &CgroupConfig) -> Result<Cgroup, CgroupError> {
         let mounts = host_mounts()?;
-        let mode = mode_from_mounts(&mounts)?;
         let own = parse_proc_cgroup(&mountinfo::read_proc("/proc/self/cgroup")?);
+        Self::create_from(cfg, &mounts, &own)
+    }
+
+    /// [`Cgroup::create`] with the mounts and own cgroups given (tests use
+    /// this with a fake hierarchy).
+    pub(crate) fn create_from(
+        cfg: &CgroupConfig,
+        mounts: &[CgroupMount],
+        own: &[ProcCgroup],
+    ) -> Result<Cgroup, CgroupError> {
+        let mode = mode_from_mounts(mounts)?;
         let path = if cfg.systemd && (cfg.path.is_empty() || cfg.path.contains(':')) {
             systemd_path(cfg.path, cfg.container_id, cfg.rootless)?
         } else if cfg.path.is_empty() {
@@ -249,11 +259,11 @@ impl Cgroup {
             v1: Vec::new(),
             unified: None,
         };
-        for m in &mounts {
+        for m in mounts {
             let base = if path.starts_with('/') {
                 m.mount_point.clone()
             } else {
-                own_dir(m, &own)
+                own_dir(m, own)
             };
             let dir = join_cgroup(&base, &path)?;
             if dir == m.mount_point {

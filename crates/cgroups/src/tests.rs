@@ -403,3 +403,146 @@ fn root_clone_into_cgroup() {
     cg.destroy().expect("destroy");
     assert!(!unified.exists());
 }
+
+/// Pure cgroup v2 logic against a fake hierarchy in a temp dir: path
+/// resolution, the v2 files `apply` writes, freezing and stats parsing.
+#[test]
+fn fake_v2_hierarchy() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mounts = vec![CgroupMount {
+        mount_point: tmp.path().to_path_buf(),
+        root: "/".into(),
+        kind: MountKind::V2,
+    }];
+    let own = parse_proc_cgroup("0::/user.slice/me\n");
+    let cg = Cgroup::create_from(&cfg("rel/ctr"), &mounts, &own).expect("create");
+    assert_eq!(cg.mode(), Mode::V2);
+    let dir = tmp.path().join("user.slice/me/rel/ctr");
+    assert_eq!(cg.unified_path(), Some(dir.as_path()));
+    assert!(cg.v1_hierarchies().is_empty());
+
+    let files = [
+        "cgroup.procs",
+        "cgroup.freeze",
+        "memory.max",
+        "memory.low",
+        "memory.swap.max",
+        "cpu.weight",
+        "cpu.max",
+        "cpuset.cpus",
+        "pids.max",
+        "io.weight",
+        "io.max",
+        "hugetlb.2MB.max",
+        "memory.high",
+    ];
+    for f in files {
+        std::fs::write(dir.join(f), "").expect("fake file");
+    }
+    std::fs::write(dir.join("cgroup.controllers"), "cpu memory pids io hugetlb").expect("ctl");
+    let mut r = resources(Some("2MB"), true);
+    let mut u = std::collections::HashMap::new();
+    u.insert("memory.high".to_string(), "50000000".to_string());
+    r.set_unified(Some(u));
+    r.set_block_io(Some(
+        oci_spec::runtime::LinuxBlockIoBuilder::default()
+            .weight(500_u16)
+            .throttle_read_bps_device(vec![
+                oci_spec::runtime::LinuxThrottleDeviceBuilder::default()
+                    .major(8_i64)
+                    .minor(0_i64)
+                    .rate(1000_u64)
+                    .build()
+                    .expect("thr"),
+            ])
+            .build()
+            .expect("blkio"),
+    ));
+    cg.apply(&r).expect("apply");
+    assert_eq!(read(&dir, "memory.max"), (64_u64 << 20).to_string());
+    assert_eq!(read(&dir, "memory.swap.max"), (64_u64 << 20).to_string());
+    assert_eq!(read(&dir, "cpu.weight"), "20");
+    assert_eq!(read(&dir, "cpu.max"), "50000 100000");
+    assert_eq!(read(&dir, "cpuset.cpus"), "0");
+    assert_eq!(read(&dir, "pids.max"), "20");
+    assert_eq!(read(&dir, "io.weight"), "4950");
+    assert_eq!(read(&dir, "io.max"), "8:0 rbps=1000");
+    assert_eq!(read(&dir, "hugetlb.2MB.max"), (4_u64 << 20).to_string());
+    assert_eq!(read(&dir, "memory.high"), "50000000");
+
+    // Freeze: the "kernel" reports frozen at once.
+    std::fs::write(dir.join("cgroup.events"), "populated 0\nfrozen 1\n").expect("events");
+    cg.freeze().expect("freeze");
+    assert_eq!(read(&dir, "cgroup.freeze"), "1");
+    assert!(cg.is_frozen().expect("is_frozen"));
+
+    // Stats from v2 files.
+    std::fs::write(
+        dir.join("cpu.stat"),
+        "usage_usec 10\nuser_usec 6\nsystem_usec 4\nnr_periods 3\nnr_throttled 1\nthrottled_usec 2\n",
+    )
+    .expect("cpu.stat");
+    std::fs::write(dir.join("memory.current"), "4096\n").expect("mem");
+    std::fs::write(dir.join("memory.max"), "max\n").expect("mem");
+    std::fs::write(dir.join("memory.stat"), "anon 1\nfile 2\n").expect("mem");
+    std::fs::write(dir.join("memory.events"), "max 5\noom_kill 2\n").expect("mem");
+    std::fs::write(dir.join("pids.current"), "3\n").expect("pids");
+    std::fs::write(dir.join("pids.max"), "max\n").expect("pids");
+    std::fs::write(dir.join("io.stat"), "8:0 rbytes=7 wbytes=8 rios=1 wios=2\n").expect("io");
+    std::fs::write(dir.join("cgroup.procs"), "11\n12\n").expect("procs");
+    std::fs::create_dir(dir.join("sub")).expect("sub");
+    std::fs::write(dir.join("sub/cgroup.procs"), "13\n").expect("procs");
+    let v = serde_json::to_value(cg.stats().expect("stats")).expect("json");
+    assert_eq!(v["cpu"]["usage"]["total"], 10_000);
+    assert_eq!(v["cpu"]["usage"]["kernel"], 4_000);
+    assert_eq!(v["cpu"]["throttling"]["throttledTime"], 2_000);
+    assert_eq!(v["memory"]["usage"]["usage"], 4096);
+    assert_eq!(v["memory"]["usage"]["limit"], u64::MAX);
+    assert_eq!(v["memory"]["usage"]["failcnt"], 5);
+    assert_eq!(v["memory"]["raw"]["file"], 2);
+    assert_eq!(v["pids"]["current"], 3);
+    assert_eq!(v["pids"]["limit"], 0);
+    assert_eq!(v["blkio"]["ioServiceBytesRecursive"][1]["value"], 8);
+    assert_eq!(cg.oom_kill_count().expect("oom"), 2);
+    assert_eq!(cg.pids().expect("pids"), vec![11, 12, 13]);
+
+    // Realtime is refused on v2.
+    let rt = LinuxResourcesBuilder::default()
+        .cpu(
+            LinuxCpuBuilder::default()
+                .realtime_runtime(1000_i64)
+                .build()
+                .expect("cpu"),
+        )
+        .build()
+        .expect("res");
+    assert!(cg.apply(&rt).is_err());
+
+    // Absolute and systemd paths resolve against the mount point.
+    let cg2 = Cgroup::create_from(&cfg("/abs/x"), &mounts, &own).expect("create");
+    assert_eq!(cg2.unified_path(), Some(tmp.path().join("abs/x").as_path()));
+    let sd = CgroupConfig {
+        path: "machine.slice:barge:c1",
+        container_id: "c1",
+        systemd: true,
+        rootless: false,
+    };
+    let cg3 = Cgroup::create_from(&sd, &mounts, &own).expect("create");
+    assert_eq!(
+        cg3.unified_path(),
+        Some(tmp.path().join("machine.slice/barge-c1.scope").as_path())
+    );
+    let dflt = CgroupConfig {
+        path: "",
+        container_id: "c2",
+        systemd: false,
+        rootless: false,
+    };
+    let cg4 = Cgroup::create_from(&dflt, &mounts, &own).expect("create");
+    assert_eq!(
+        cg4.unified_path(),
+        Some(tmp.path().join("barge/c2").as_path())
+    );
+    cg4.destroy().expect("destroy");
+    assert!(!tmp.path().join("barge").exists());
+}

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::CgroupError;
 
-/// Write `value` to `dir/file` (no truncation games: cgroup files take one
-/// write each).
+/// Write `value` to `dir/file` in one write(2) (O_TRUNC like runc; cgroupfs
+/// ignores it).
 pub(crate) fn write(dir: &Path, file: &str, value: &str) -> Result<(), CgroupError> {
     write_path(&dir.join(file), value)
 }
@@ -16,6 +16,7 @@ pub(crate) fn write_path(path: &Path, value: &str) -> Result<(), CgroupError> {
     tracing::debug!(path = %path.display(), value, "cgroup write");
     let res = std::fs::OpenOptions::new()
         .write(true)
+        .truncate(true)
         .open(path)
         .and_then(|mut f| f.write_all(value.as_bytes()));
     res.map_err(|source| CgroupError::Write {
