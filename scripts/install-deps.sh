@@ -13,7 +13,7 @@ export DEBIAN_FRONTEND=noninteractive
 PACKAGES=(
     build-essential pkg-config libseccomp-dev file
     busybox-static runc podman uidmap
-    hyperfine jq iproute2 skopeo procps util-linux
+    hyperfine jq iproute2 skopeo procps util-linux mount
     ca-certificates curl
 )
 

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 pub use serde_json::{json, Value};
 
 /// Default timeout for one runtime invocation.
-pub const TIMEOUT: Duration = Duration::from_secs(60);
+pub const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The workspace root (parent of this crate).
 pub fn workspace() -> PathBuf {
