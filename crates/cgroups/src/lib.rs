@@ -744,7 +744,9 @@ fn mkdir_walk(h: &mut Hierarchy) -> Result<(), CgroupError> {
         match std::fs::create_dir(&cur) {
             Ok(()) => {
                 tracing::debug!(path = %cur.display(), "created cgroup");
-                h.created.push(cur.clone());
+                if !h.created.contains(&cur) {
+                    h.created.push(cur.clone());
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(source) => {
