@@ -15,7 +15,11 @@
 //! All runtime invocations write stdout/stderr to files (never pipes: a
 //! detached container inherits them) and are killed after a timeout.
 
-#![allow(clippy::missing_panics_doc, clippy::must_use_candidate, clippy::unwrap_used)]
+#![allow(
+    clippy::missing_panics_doc,
+    clippy::must_use_candidate,
+    clippy::unwrap_used
+)]
 
 use std::fs;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -31,7 +35,10 @@ pub const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The workspace root (parent of this crate).
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The runtime binary under test.
@@ -45,7 +52,9 @@ pub fn runtime() -> PathBuf {
 /// True when the runtime under test is runc (some checks document runc's
 /// known deviations).
 pub fn is_runc() -> bool {
-    runtime().file_name().is_some_and(|n| n.to_string_lossy().contains("runc"))
+    runtime()
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().contains("runc"))
 }
 
 /// Where runc is known to deviate from the OCI spec (or from what barge
@@ -158,7 +167,9 @@ pub fn parse_last_json(s: &str) -> Option<Value> {
 
 /// All JSON lines of `s`.
 pub fn json_lines(s: &str) -> Vec<Value> {
-    s.lines().filter_map(|l| serde_json::from_str(l.trim()).ok()).collect()
+    s.lines()
+        .filter_map(|l| serde_json::from_str(l.trim()).ok())
+        .collect()
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -197,7 +208,13 @@ pub fn run_cmd(mut cmd: Command, timeout: Duration) -> Out {
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let code = if timed_out { -1 } else { status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)) };
+    let code = if timed_out {
+        -1
+    } else {
+        status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    };
     Out {
         code,
         stdout: String::from_utf8_lossy(&fs::read(&so).unwrap_or_default()).into_owned(),
@@ -252,8 +269,14 @@ pub struct Container {
 impl Container {
     pub fn new(tag: &str) -> Self {
         let id = unique(tag);
-        let state_root = tempfile::Builder::new().prefix("barge-state-").tempdir().unwrap();
-        let bundle = tempfile::Builder::new().prefix(&format!("barge-bundle-{id}-")).tempdir().unwrap();
+        let state_root = tempfile::Builder::new()
+            .prefix("barge-state-")
+            .tempdir()
+            .unwrap();
+        let bundle = tempfile::Builder::new()
+            .prefix(&format!("barge-bundle-{id}-"))
+            .tempdir()
+            .unwrap();
         Container {
             id,
             state_root,
@@ -276,7 +299,11 @@ impl Container {
     }
 
     pub fn write_config(&self) {
-        fs::write(self.bundle.path().join("config.json"), serde_json::to_vec_pretty(&self.config).unwrap()).unwrap();
+        fs::write(
+            self.bundle.path().join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
     }
 
     /// `runtime --root <state>`; add arguments and run with [`run_cmd`].
@@ -310,7 +337,9 @@ impl Container {
         c.stdout(fs::File::create(&so).unwrap());
         c.stderr(fs::File::create(&se).unwrap());
         f(&mut c);
-        let mut child = c.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", runtime().display()));
+        let mut child = c
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", runtime().display()));
         let deadline = Instant::now() + TIMEOUT;
         let mut timed_out = false;
         let status = loop {
@@ -324,8 +353,19 @@ impl Container {
             }
             std::thread::sleep(Duration::from_millis(5));
         };
-        let code = if timed_out { -1 } else { status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)) };
-        Out { code, stdout: read_lossy(&so), stderr: read_lossy(&se), timed_out }
+        let code = if timed_out {
+            -1
+        } else {
+            status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+        };
+        Out {
+            code,
+            stdout: read_lossy(&so),
+            stderr: read_lossy(&se),
+            timed_out,
+        }
     }
 
     /// Contents of the container's stdout file from invocation `n`.
@@ -371,7 +411,8 @@ impl Container {
     pub fn state(&self) -> Value {
         let o = self.rt(&["state", &self.id]);
         o.ok();
-        serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("state is not JSON ({e}): {o:#?}"))
+        serde_json::from_str(&o.stdout)
+            .unwrap_or_else(|e| panic!("state is not JSON ({e}): {o:#?}"))
     }
 
     pub fn status(&self) -> String {
@@ -386,7 +427,12 @@ impl Container {
     #[track_caller]
     pub fn wait_status(&self, status: &str, timeout: Duration) {
         let ok = wait_until(timeout, || self.status() == status);
-        assert!(ok, "container {} did not reach status {status:?}; state: {}", self.id, self.status());
+        assert!(
+            ok,
+            "container {} did not reach status {status:?}; state: {}",
+            self.id,
+            self.status()
+        );
     }
 
     pub fn pid(&self) -> i32 {
@@ -439,7 +485,10 @@ impl Container {
         let bundle = self.bundle.path().to_string_lossy().into_owned();
         let mut markers = vec![bundle, self.id.clone()];
         markers.extend(self.mount_markers.iter().cloned());
-        for l in fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines() {
+        for l in fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+        {
             if markers.iter().any(|m| l.contains(m.as_str())) {
                 leaks.push(format!("mount {l}"));
             }
@@ -547,7 +596,10 @@ pub fn recv_fd(sock: &std::os::unix::net::UnixStream) -> std::io::Result<(i32, V
     use std::os::fd::AsRawFd;
     let mut buf = vec![0u8; 8192];
     let mut cmsg = [0u8; 256];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     // SAFETY: msghdr is plain data; all-zero is valid.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &raw mut iov;
@@ -582,7 +634,11 @@ pub fn read_fd_all(fd: i32, timeout: Duration) -> String {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
@@ -607,7 +663,10 @@ pub fn read_fd_all(fd: i32, timeout: Duration) -> String {
 /// A bind mount on the host (for propagation / rbind tests); undone by
 /// [`umount`].
 pub fn mount_bind(src: &Path, dst: &Path) {
-    host("mount", &["--bind", &src.to_string_lossy(), &dst.to_string_lossy()]);
+    host(
+        "mount",
+        &["--bind", &src.to_string_lossy(), &dst.to_string_lossy()],
+    );
 }
 
 pub fn umount(p: &Path) {

@@ -6,18 +6,28 @@ use barge_integration::{json, need_root, Container};
 fn stderr_says(o: &barge_integration::Out, words: &[&str]) {
     let msg = format!("{}{}", o.stderr, o.stdout).to_lowercase();
     assert!(!msg.trim().is_empty(), "no error message: {o:#?}");
-    assert!(words.iter().any(|w| msg.contains(&w.to_lowercase())), "message should mention one of {words:?}: {o:#?}");
+    assert!(
+        words.iter().any(|w| msg.contains(&w.to_lowercase())),
+        "message should mention one of {words:?}: {o:#?}"
+    );
 }
 
 fn assert_gone(c: &Container) {
-    assert!(!c.rt(&["state", &c.id]).success(), "container must not exist");
+    assert!(
+        !c.rt(&["state", &c.id]).success(),
+        "container must not exist"
+    );
 }
 
 #[test]
 fn malformed_json_config() {
     need_root!();
     let mut c = Container::new("badjson");
-    std::fs::write(c.bundle_path().join("config.json"), b"{\"ociVersion\": \"1.0.2\", \"process\": {").unwrap();
+    std::fs::write(
+        c.bundle_path().join("config.json"),
+        b"{\"ociVersion\": \"1.0.2\", \"process\": {",
+    )
+    .unwrap();
     let b = c.bundle_path().to_string_lossy().into_owned();
     let id = c.id.clone();
     let o = c.rt_files(&["create", "--bundle", &b, &id]);
@@ -100,7 +110,13 @@ fn invalid_container_ids() {
             stderr_says(&o, &["id", "invalid"]);
         }
         // Nothing was created anywhere for the bad id.
-        assert!(std::fs::read_dir(c.state_root.path()).map(|d| d.count()).unwrap_or(0) == 0, "state for {bad:?}");
+        assert!(
+            std::fs::read_dir(c.state_root.path())
+                .map(|d| d.count())
+                .unwrap_or(0)
+                == 0,
+            "state for {bad:?}"
+        );
         assert!(!std::path::Path::new("/x").exists() || bad != "../x");
     }
 }
@@ -186,12 +202,23 @@ fn errors_go_to_log_file_as_json() {
     let l = log.to_string_lossy().into_owned();
     let b = c.bundle_path().to_string_lossy().into_owned();
     let id = c.id.clone();
-    let o = c.rt_files(&["--log", &l, "--log-format", "json", "create", "--bundle", &b, &id]);
+    let o = c.rt_files(&[
+        "--log",
+        &l,
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        &b,
+        &id,
+    ]);
     o.fails();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let lines = barge_integration::json_lines(&text);
     assert!(
-        lines.iter().any(|v| v["level"] == "error" && v["msg"].is_string()),
+        lines
+            .iter()
+            .any(|v| v["level"] == "error" && v["msg"].is_string()),
         "--log-format json writes {{\"level\":\"error\",\"msg\":..}} lines: {text:?}"
     );
     assert_gone(&c);

@@ -5,15 +5,24 @@ use barge_integration::{check, json, need_root};
 #[test]
 fn default_devices() {
     need_root!();
-    for (dev, major, minor) in
-        [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
-    {
+    for (dev, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
         let path = format!("/dev/{dev}");
         let o = check("dev", &["stat", &path], |_| {});
         o.ok();
         let v = o.json();
         assert_eq!(v["type"], "char", "{v}");
-        assert_eq!((v["rdev_major"].as_u64(), v["rdev_minor"].as_u64()), (Some(major), Some(minor)), "{v}");
+        assert_eq!(
+            (v["rdev_major"].as_u64(), v["rdev_minor"].as_u64()),
+            (Some(major), Some(minor)),
+            "{v}"
+        );
         assert_eq!(v["mode_octal"], "0666", "{v}");
     }
     // The devices are usable (the device cgroup allows the defaults).
@@ -50,9 +59,19 @@ fn devpts_and_ptmx() {
     let o = check("pts", &["mounts"], |_| {});
     o.ok();
     let v = o.json();
-    let pts = v["mounts"].as_array().unwrap().iter().find(|m| m["mountpoint"] == "/dev/pts").expect("/dev/pts");
+    let pts = v["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountpoint"] == "/dev/pts")
+        .expect("/dev/pts");
     assert_eq!(pts["fstype"], "devpts");
-    let so: Vec<&str> = pts["super_options"].as_array().unwrap().iter().filter_map(|x| x.as_str()).collect();
+    let so: Vec<&str> = pts["super_options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x.as_str())
+        .collect();
     assert!(so.contains(&"ptmxmode=666"), "{so:?}");
     assert!(so.contains(&"gid=5") && so.contains(&"mode=620"), "{so:?}");
     let o = check("ptmx", &["stat", "/dev/ptmx"], |_| {});
@@ -62,7 +81,11 @@ fn devpts_and_ptmx() {
     if v["type"] == "symlink" {
         assert_eq!(v["target"], "pts/ptmx", "{v}");
     } else {
-        assert_eq!((v["rdev_major"].as_u64(), v["rdev_minor"].as_u64()), (Some(5), Some(2)), "{v}");
+        assert_eq!(
+            (v["rdev_major"].as_u64(), v["rdev_minor"].as_u64()),
+            (Some(5), Some(2)),
+            "{v}"
+        );
     }
     let o = check("shm", &["stat", "/dev/shm"], |_| {});
     assert_eq!(o.json()["mode_octal"], "1777");
@@ -72,13 +95,15 @@ fn devpts_and_ptmx() {
 fn extra_device_node() {
     need_root!();
     let o = check("devx", &["stat", "/dev/mydev"], |c| {
-        c.config["linux"]["devices"] =
-            json!([{"path": "/dev/mydev", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 0, "gid": 5}]);
+        c.config["linux"]["devices"] = json!([{"path": "/dev/mydev", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640, "uid": 0, "gid": 5}]);
     });
     o.ok();
     let v = o.json();
     assert_eq!(v["type"], "char");
-    assert_eq!((v["rdev_major"].as_u64(), v["rdev_minor"].as_u64()), (Some(1), Some(3)));
+    assert_eq!(
+        (v["rdev_major"].as_u64(), v["rdev_minor"].as_u64()),
+        (Some(1), Some(3))
+    );
     assert_eq!(v["mode_octal"], "0640");
     assert_eq!(v["gid"], 5);
 }

@@ -18,12 +18,18 @@ fn exec_inline_flags() {
     o.ok();
     assert!(o.json()["pid"].as_i64().unwrap_or(0) > 1, "{o:#?}");
 
-    let o = c.exec(&["--env", "FOO=bar", "--cwd", "/tmp", "--user", "1000:1000"], &["barge-check", "env"]);
+    let o = c.exec(
+        &["--env", "FOO=bar", "--cwd", "/tmp", "--user", "1000:1000"],
+        &["barge-check", "env"],
+    );
     o.ok();
     assert_eq!(o.json()["env"]["FOO"], "bar", "{o:#?}");
     let o = c.exec(&["--cwd", "/tmp"], &["barge-check", "cwd"]);
     assert_eq!(o.json()["cwd"], "/tmp", "{o:#?}");
-    let o = c.exec(&["--user", "1000:1000", "--additional-gids", "100"], &["barge-check", "ids"]);
+    let o = c.exec(
+        &["--user", "1000:1000", "--additional-gids", "100"],
+        &["barge-check", "ids"],
+    );
     o.ok();
     let v = o.json();
     assert_eq!(v["uid"], 1000);
@@ -35,7 +41,13 @@ fn exec_inline_flags() {
     // Capabilities flag adds to the default set.
     let o = c.exec(&["--cap", "CAP_SYS_ADMIN"], &["barge-check", "caps"]);
     o.ok();
-    assert!(o.json()["effective"].as_array().unwrap().contains(&json!("CAP_SYS_ADMIN")), "{o:#?}");
+    assert!(
+        o.json()["effective"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("CAP_SYS_ADMIN")),
+        "{o:#?}"
+    );
     c.delete_force().ok();
 }
 
@@ -58,7 +70,10 @@ fn exec_process_json() {
     o.ok();
     let v = o.json();
     assert_eq!(v["uid"], 1000, "{v}");
-    assert!(v["groups"].as_array().unwrap().contains(&json!(65534)), "{v}");
+    assert!(
+        v["groups"].as_array().unwrap().contains(&json!(65534)),
+        "{v}"
+    );
     c.delete_force().ok();
 }
 
@@ -68,13 +83,25 @@ fn exec_detach_and_pid_file() {
     let mut c = running("execd");
     let pf = c.bundle_path().join("exec.pid");
     let pfs = pf.to_string_lossy().into_owned();
-    let o = c.exec(&["--detach", "--pid-file", &pfs], &["barge-check", "sleep", "600"]);
+    let o = c.exec(
+        &["--detach", "--pid-file", &pfs],
+        &["barge-check", "sleep", "600"],
+    );
     o.ok();
-    let pid: i32 = std::fs::read_to_string(&pf).unwrap_or_default().trim().parse().expect("pid file holds a pid");
+    let pid: i32 = std::fs::read_to_string(&pf)
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .expect("pid file holds a pid");
     assert!(pid > 0);
     // The process may still be finishing its execve when exec returns.
     let cmdline = || std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    assert!(wait_until(Duration::from_secs(10), || cmdline().contains("barge-check")), "{:?}", cmdline());
+    assert!(
+        wait_until(Duration::from_secs(10), || cmdline()
+            .contains("barge-check")),
+        "{:?}",
+        cmdline()
+    );
     // The exec'd process is in the container's pid namespace.
     let a = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
     let b = std::fs::read_link(format!("/proc/{}/ns/pid", c.pid())).unwrap();
@@ -84,7 +111,9 @@ fn exec_detach_and_pid_file() {
     let v: serde_json::Value = serde_json::from_str(&ps.stdout).unwrap();
     assert_eq!(v.as_array().map(Vec::len), Some(2), "{v}");
     c.delete_force().ok();
-    assert!(wait_until(Duration::from_secs(10), || !std::path::Path::new(&format!("/proc/{pid}/ns")).exists()));
+    assert!(wait_until(Duration::from_secs(10), || {
+        !std::path::Path::new(&format!("/proc/{pid}/ns")).exists()
+    }));
 }
 
 #[test]

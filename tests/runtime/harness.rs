@@ -8,10 +8,14 @@ fn leak_checker_detects_cgroup_state_and_mount() {
     let c = Container::new("leakself");
     assert!(c.leaks().is_empty(), "{:?}", c.leaks());
     // A cgroup named after the id in some hierarchy.
-    let hier = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).join("cgroup.procs").exists())
-        .expect("a cgroup hierarchy");
+    let hier = [
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/unified",
+        "/sys/fs/cgroup",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).join("cgroup.procs").exists())
+    .expect("a cgroup hierarchy");
     let cg = std::path::Path::new(hier).join(format!("x-{}-y", c.id));
     std::fs::create_dir(&cg).unwrap();
     // A state entry.

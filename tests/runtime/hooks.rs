@@ -14,7 +14,10 @@ fn hook(kind: &str, log: &str) -> Value {
 }
 
 fn hooked(tag: &str) -> (Container, tempfile::TempDir, String) {
-    let dir = tempfile::Builder::new().prefix("barge-hooks-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("barge-hooks-")
+        .tempdir()
+        .unwrap();
     let log = dir.path().join("log").to_string_lossy().into_owned();
     let d = dir.path().to_string_lossy().into_owned();
     let mut c = Container::new(tag);
@@ -44,18 +47,35 @@ fn all_six_hooks_in_order_with_state() {
     c.delete().ok();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let kinds: Vec<&str> = text.lines().filter_map(|l| l.split(' ').next()).collect();
-    let want = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
-    if kinds != want && runc_deviation("runc 1.1 runs poststart hooks at create, before startContainer") {
+    let want = [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+        "poststop",
+    ];
+    if kinds != want
+        && runc_deviation("runc 1.1 runs poststart hooks at create, before startContainer")
+    {
         return;
     }
     assert_eq!(
         kinds,
-        ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ],
         "{text}"
     );
     for l in text.lines() {
         let (kind, state) = l.split_once(' ').unwrap();
-        let v: Value = serde_json::from_str(state).unwrap_or_else(|e| panic!("{kind}: state is not JSON ({e}): {l}"));
+        let v: Value = serde_json::from_str(state)
+            .unwrap_or_else(|e| panic!("{kind}: state is not JSON ({e}): {l}"));
         assert_eq!(v["id"], Value::from(c.id.clone()), "{kind}: {v}");
         assert!(v["ociVersion"].is_string(), "{kind}: {v}");
         assert!(v["bundle"].is_string(), "{kind}: {v}");
@@ -68,7 +88,10 @@ fn all_six_hooks_in_order_with_state() {
             "prestart" | "createRuntime" | "createContainer" | "startContainer" => {
                 assert!(st == "creating" || st == "created", "{kind}: {v}");
             }
-            "poststart" => assert!(st == "running" || st == "stopped" || st == "created", "{kind}: {v}"),
+            "poststart" => assert!(
+                st == "running" || st == "stopped" || st == "created",
+                "{kind}: {v}"
+            ),
             _ => {}
         }
     }
@@ -101,8 +124,14 @@ fn failing_create_runtime_hook_fails_create_and_leaves_nothing() {
     });
     let o = c.create();
     o.fails();
-    assert!(!c.rt(&["state", &c.id]).success(), "no container after a failed create");
-    assert!(!std::path::Path::new(&log).exists(), "later hooks must not run");
+    assert!(
+        !c.rt(&["state", &c.id]).success(),
+        "no container after a failed create"
+    );
+    assert!(
+        !std::path::Path::new(&log).exists(),
+        "later hooks must not run"
+    );
     // The leak checker (on drop) verifies no state, cgroup or mount remains.
 }
 
@@ -117,7 +146,11 @@ fn hook_timeout() {
     let t0 = Instant::now();
     let o = c.create();
     o.fails();
-    assert!(t0.elapsed() < Duration::from_secs(20), "timeout not enforced: {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "timeout not enforced: {:?}",
+        t0.elapsed()
+    );
     assert!(!c.rt(&["state", &c.id]).success());
 }
 
@@ -131,12 +164,16 @@ fn failing_poststart_hook_only_warns() {
     c.args(&["barge-check", "sleep", "600"]);
     c.config["hooks"] = json!({"poststart": [{"path": "/bin/false"}, hook("poststart2", &log)]});
     let o = c.create();
-    if !o.success() && runc_deviation("runc 1.1 runs poststart at create and fails create when it fails") {
+    if !o.success()
+        && runc_deviation("runc 1.1 runs poststart at create and fails create when it fails")
+    {
         return;
     }
     o.ok();
     c.start().ok();
     c.wait_status("running", Duration::from_secs(10));
-    assert!(std::fs::read_to_string(&log).unwrap_or_default().contains("poststart2"));
+    assert!(std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("poststart2"));
     c.delete_force().ok();
 }

@@ -15,16 +15,29 @@ fn lifecycle_create_start_kill_delete() {
     assert_eq!(st["status"], "created", "{st}");
     assert_eq!(st["id"], Value::from(c.id.clone()));
     assert!(st["pid"].as_i64().unwrap_or(0) > 0, "{st}");
-    assert_eq!(st["bundle"].as_str().map(std::path::PathBuf::from).as_deref(), Some(c.bundle_path()), "{st}");
+    assert_eq!(
+        st["bundle"]
+            .as_str()
+            .map(std::path::PathBuf::from)
+            .as_deref(),
+        Some(c.bundle_path()),
+        "{st}"
+    );
     assert!(st["ociVersion"].is_string(), "{st}");
     c.start().ok();
     c.wait_status("running", T);
     let n = c.last_call();
-    assert!(barge_integration::wait_until(T, || c.stdout_of(n).contains("ready")), "no ready line");
+    assert!(
+        barge_integration::wait_until(T, || c.stdout_of(n).contains("ready")),
+        "no ready line"
+    );
     c.kill("KILL").ok();
     c.wait_status("stopped", T);
     c.delete().ok();
-    assert!(!c.rt(&["state", &c.id]).success(), "state after delete must fail");
+    assert!(
+        !c.rt(&["state", &c.id]).success(),
+        "state after delete must fail"
+    );
 }
 
 #[test]
@@ -72,13 +85,24 @@ fn kill_by_name_number_and_all() {
     c.create().ok();
     let n = c.last_call();
     c.start().ok();
-    assert!(barge_integration::wait_until(T, || c.stdout_of(n).contains("ready")), "no ready line");
+    assert!(
+        barge_integration::wait_until(T, || c.stdout_of(n).contains("ready")),
+        "no ready line"
+    );
     c.kill("USR1").ok();
-    assert!(barge_integration::wait_until(T, || c.stdout_of(n).contains("SIGUSR1")));
+    assert!(barge_integration::wait_until(T, || c
+        .stdout_of(n)
+        .contains("SIGUSR1")));
     c.kill("SIGHUP").ok();
-    assert!(barge_integration::wait_until(T, || c.stdout_of(n).contains("SIGHUP")));
+    assert!(barge_integration::wait_until(T, || c
+        .stdout_of(n)
+        .contains("SIGHUP")));
     c.kill("12").ok();
-    assert!(barge_integration::wait_until(T, || c.stdout_of(n).contains("SIGUSR2")), "{}", c.stdout_of(n));
+    assert!(
+        barge_integration::wait_until(T, || c.stdout_of(n).contains("SIGUSR2")),
+        "{}",
+        c.stdout_of(n)
+    );
     // --all reaches every process of the container.
     c.rt(&["kill", "--all", &c.id, "TERM"]).ok();
     c.wait_status("stopped", T);
@@ -99,7 +123,10 @@ fn delete_force_running() {
     // ...and --force kills and removes it.
     c.delete_force().ok();
     assert!(!c.rt(&["state", &c.id]).success());
-    assert!(barge_integration::wait_until(T, || !std::path::Path::new(&format!("/proc/{pid}/ns")).exists()));
+    assert!(barge_integration::wait_until(T, || !std::path::Path::new(
+        &format!("/proc/{pid}/ns")
+    )
+    .exists()));
 }
 
 #[test]
@@ -131,8 +158,13 @@ fn pid_file_on_create_and_run() {
     let p = pf.to_string_lossy().into_owned();
     let b = c.bundle_path().to_string_lossy().into_owned();
     let id = c.id.clone();
-    c.rt_files(&["create", "--pid-file", &p, "--bundle", &b, &id]).ok();
-    let pid: i64 = std::fs::read_to_string(&pf).unwrap_or_default().trim().parse().expect("pid file");
+    c.rt_files(&["create", "--pid-file", &p, "--bundle", &b, &id])
+        .ok();
+    let pid: i64 = std::fs::read_to_string(&pf)
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .expect("pid file");
     assert_eq!(c.state()["pid"].as_i64(), Some(pid));
     c.delete_force().ok();
 
@@ -143,8 +175,13 @@ fn pid_file_on_create_and_run() {
     let p = pf.to_string_lossy().into_owned();
     let b = d.bundle_path().to_string_lossy().into_owned();
     let id = d.id.clone();
-    d.rt_files(&["run", "--detach", "--pid-file", &p, "--bundle", &b, &id]).ok();
-    let pid: i64 = std::fs::read_to_string(&pf).unwrap_or_default().trim().parse().expect("pid file");
+    d.rt_files(&["run", "--detach", "--pid-file", &p, "--bundle", &b, &id])
+        .ok();
+    let pid: i64 = std::fs::read_to_string(&pf)
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .expect("pid file");
     assert_eq!(d.state()["pid"].as_i64(), Some(pid));
     d.delete_force().ok();
 }

@@ -56,7 +56,8 @@ fn cgroup_files_reflect_resources() {
     c.args(&["barge-check", "sleep", "600"]);
     c.config["linux"]["resources"]["memory"] = json!({"limit": 48 * 1024 * 1024});
     c.config["linux"]["resources"]["pids"] = json!({"limit": 33});
-    c.config["linux"]["resources"]["cpu"] = json!({"shares": 512, "quota": 50000, "period": 100_000});
+    c.config["linux"]["resources"]["cpu"] =
+        json!({"shares": 512, "quota": 50000, "period": 100_000});
     c.run_detached().ok();
     let pid = c.pid();
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
@@ -71,16 +72,27 @@ fn cgroup_files_reflect_resources() {
     };
     let v1 = |ctrl: &str, file: &str| -> Option<String> {
         let p = path_of(ctrl)?;
-        std::fs::read_to_string(format!("/sys/fs/cgroup/{ctrl}{p}/{file}")).ok().map(|s| s.trim().to_string())
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{ctrl}{p}/{file}"))
+            .ok()
+            .map(|s| s.trim().to_string())
     };
     if std::path::Path::new("/sys/fs/cgroup/memory").is_dir() {
-        assert_eq!(v1("memory", "memory.limit_in_bytes").as_deref(), Some("50331648"), "{cg}");
+        assert_eq!(
+            v1("memory", "memory.limit_in_bytes").as_deref(),
+            Some("50331648"),
+            "{cg}"
+        );
         assert_eq!(v1("pids", "pids.max").as_deref(), Some("33"), "{cg}");
         assert_eq!(v1("cpu", "cpu.shares").as_deref(), Some("512"), "{cg}");
-        assert_eq!(v1("cpu", "cpu.cfs_quota_us").as_deref(), Some("50000"), "{cg}");
+        assert_eq!(
+            v1("cpu", "cpu.cfs_quota_us").as_deref(),
+            Some("50000"),
+            "{cg}"
+        );
     } else {
         let p = path_of("").unwrap_or_default();
-        let f = |n: &str| std::fs::read_to_string(format!("/sys/fs/cgroup{p}/{n}")).unwrap_or_default();
+        let f =
+            |n: &str| std::fs::read_to_string(format!("/sys/fs/cgroup{p}/{n}")).unwrap_or_default();
         assert_eq!(f("memory.max").trim(), "50331648");
         assert_eq!(f("pids.max").trim(), "33");
         assert_eq!(f("cpu.max").trim(), "50000 100000");
@@ -106,7 +118,13 @@ fn events_stats() {
     let v = barge_integration::parse_last_json(&o.stdout).unwrap_or_else(|| panic!("{o:#?}"));
     assert_eq!(v["type"], "stats", "{v}");
     assert_eq!(v["id"], serde_json::Value::from(c.id.clone()));
-    assert!(v["data"]["pids"]["current"].as_u64().unwrap_or(0) >= 1, "{v}");
-    assert!(v["data"]["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0, "{v}");
+    assert!(
+        v["data"]["pids"]["current"].as_u64().unwrap_or(0) >= 1,
+        "{v}"
+    );
+    assert!(
+        v["data"]["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+        "{v}"
+    );
     c.delete_force().ok();
 }

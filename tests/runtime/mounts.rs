@@ -5,7 +5,11 @@ use barge_integration::{check, host, json, mount_bind, need_root, umount, Contai
 
 fn mount_at<'a>(mounts: &'a Value, dst: &str) -> Option<&'a Value> {
     // The last mount on a mountpoint is the visible one.
-    mounts["mounts"].as_array()?.iter().rev().find(|m| m["mountpoint"] == dst)
+    mounts["mounts"]
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|m| m["mountpoint"] == dst)
 }
 
 fn has_opt(m: &Value, key: &str, o: &str) -> bool {
@@ -17,8 +21,10 @@ fn tmpfs_with_size_and_mode() {
     need_root!();
     let mut c = Container::new("tmpfs");
     c.args(&["barge-check", "mounts"]);
-    c.add_mount(json!({"destination": "/mnt/a", "type": "tmpfs", "source": "tmpfs",
-        "options": ["nosuid", "nodev", "noexec", "size=1m", "mode=0710"]}));
+    c.add_mount(
+        json!({"destination": "/mnt/a", "type": "tmpfs", "source": "tmpfs",
+        "options": ["nosuid", "nodev", "noexec", "size=1m", "mode=0710"]}),
+    );
     let o = c.run();
     o.ok();
     let v = o.json();
@@ -51,7 +57,10 @@ fn bind_ro_and_rw() {
     assert_eq!(o.json()["errno_name"], "EROFS", "{o:#?}");
     let o = check("bindrw", &["write", "/mnt/b/new", "x"], mounts);
     o.ok();
-    assert_eq!(std::fs::read_to_string(src.path().join("new")).unwrap(), "x");
+    assert_eq!(
+        std::fs::read_to_string(src.path().join("new")).unwrap(),
+        "x"
+    );
 }
 
 #[test]
@@ -60,20 +69,38 @@ fn rbind_includes_submounts_bind_does_not() {
     let src = tempfile::tempdir().unwrap();
     let sub = src.path().join("sub");
     std::fs::create_dir(&sub).unwrap();
-    host("mount", &["-t", "tmpfs", "-o", "size=64k", "bt-rbind-sub", &sub.to_string_lossy()]);
+    host(
+        "mount",
+        &[
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=64k",
+            "bt-rbind-sub",
+            &sub.to_string_lossy(),
+        ],
+    );
     std::fs::write(sub.join("inner"), "submount").unwrap();
     let s = src.path().to_string_lossy().into_owned();
     let mut c = Container::new("rbind");
     let subc = sub.clone();
     c.cleanups.push(Box::new(move || umount(&subc)));
     c.args(&["barge-check", "mounts"]);
-    c.add_mount(json!({"destination": "/mnt/a", "type": "bind", "source": s, "options": ["rbind"]}));
+    c.add_mount(
+        json!({"destination": "/mnt/a", "type": "bind", "source": s, "options": ["rbind"]}),
+    );
     c.add_mount(json!({"destination": "/mnt/b", "type": "bind", "source": s, "options": ["bind"]}));
     let o = c.run();
     o.ok();
     let v = o.json();
-    assert!(mount_at(&v, "/mnt/a/sub").is_some_and(|m| m["fstype"] == "tmpfs"), "rbind lacks submount: {v}");
-    assert!(mount_at(&v, "/mnt/b/sub").is_none(), "plain bind must not carry submounts: {v}");
+    assert!(
+        mount_at(&v, "/mnt/a/sub").is_some_and(|m| m["fstype"] == "tmpfs"),
+        "rbind lacks submount: {v}"
+    );
+    assert!(
+        mount_at(&v, "/mnt/b/sub").is_none(),
+        "plain bind must not carry submounts: {v}"
+    );
 }
 
 #[test]
@@ -91,14 +118,15 @@ fn propagation_modes_in_mountinfo() {
     c.add_mount(json!({"destination": "/mnt/a", "type": "bind", "source": s, "options": ["rbind", "rshared"]}));
     c.add_mount(json!({"destination": "/mnt/b", "type": "bind", "source": s, "options": ["rbind", "rslave"]}));
     c.add_mount(json!({"destination": "/mnt/c", "type": "bind", "source": s, "options": ["rbind", "rprivate"]}));
-    c.add_mount(json!({"destination": "/mnt/d", "type": "tmpfs", "source": "tmpfs", "options": ["shared"]}));
+    c.add_mount(
+        json!({"destination": "/mnt/d", "type": "tmpfs", "source": "tmpfs", "options": ["shared"]}),
+    );
     c.add_mount(json!({"destination": "/mnt/e", "type": "tmpfs", "source": "tmpfs", "options": ["unbindable"]}));
     let o = c.run();
     o.ok();
     let v = o.json();
     let opt = |d: &str| -> Vec<String> {
-        mount_at(&v, d)
-            .unwrap_or_else(|| panic!("no mount at {d}: {v}"))["optional"]
+        mount_at(&v, d).unwrap_or_else(|| panic!("no mount at {d}: {v}"))["optional"]
             .as_array()
             .unwrap()
             .iter()
@@ -108,11 +136,17 @@ fn propagation_modes_in_mountinfo() {
     let a = opt("/mnt/a");
     assert!(a.iter().any(|x| x.starts_with("shared:")), "rshared: {a:?}");
     let b = opt("/mnt/b");
-    assert!(b.iter().any(|x| x.starts_with("master:")) && !b.iter().any(|x| x.starts_with("shared:")), "rslave: {b:?}");
+    assert!(
+        b.iter().any(|x| x.starts_with("master:")) && !b.iter().any(|x| x.starts_with("shared:")),
+        "rslave: {b:?}"
+    );
     let cc = opt("/mnt/c");
     assert!(cc.is_empty(), "rprivate: {cc:?}");
     let d = opt("/mnt/d");
-    assert!(d.iter().any(|x| x.starts_with("shared:")), "shared tmpfs: {d:?}");
+    assert!(
+        d.iter().any(|x| x.starts_with("shared:")),
+        "shared tmpfs: {d:?}"
+    );
     let e = opt("/mnt/e");
     assert!(e.iter().any(|x| x == "unbindable"), "unbindable: {e:?}");
 }
@@ -133,14 +167,23 @@ fn readonly_rootfs_is_erofs() {
 fn masked_paths() {
     need_root!();
     let edit = |c: &mut Container| {
-        c.config["linux"]["maskedPaths"].as_array_mut().unwrap().push(json!("/mnt/masked"));
+        c.config["linux"]["maskedPaths"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("/mnt/masked"));
     };
     // A masked file reads empty (bind of /dev/null); take one of the
     // default masked files this kernel has.
-    let file = ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("a default masked /proc file exists");
+    let file = [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/timer_list",
+        "/proc/sched_debug",
+        "/proc/latency_stats",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("a default masked /proc file exists");
     let o = check("maskf", &["read", file], edit);
     o.ok();
     assert_eq!(o.json()["len"], 0, "{o:#?}");
@@ -155,7 +198,10 @@ fn masked_paths() {
     assert!(has_opt(m, "options", "ro"), "{m}");
     // A masked path that does not exist is not an error.
     let o = check("maskn", &["pid"], |c| {
-        c.config["linux"]["maskedPaths"].as_array_mut().unwrap().push(json!("/proc/does-not-exist"));
+        c.config["linux"]["maskedPaths"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("/proc/does-not-exist"));
     });
     o.ok();
 }
@@ -165,7 +211,10 @@ fn readonly_paths() {
     need_root!();
     let edit = |c: &mut Container| {
         c.add_mount(json!({"destination": "/mnt/rw", "type": "tmpfs", "source": "tmpfs", "options": ["size=64k"]}));
-        c.config["linux"]["readonlyPaths"].as_array_mut().unwrap().push(json!("/mnt/rw"));
+        c.config["linux"]["readonlyPaths"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("/mnt/rw"));
     };
     let o = check("rop", &["write", "/mnt/rw/x", "1"], edit);
     o.fails();

@@ -24,9 +24,19 @@ fn new_namespaces_differ_from_host() {
     let o = check("nsnew", &["ns"], |_| {});
     o.ok();
     let v = o.json();
-    for (k, hostk) in [("net", "net"), ("mnt", "mnt"), ("pid", "pid"), ("uts", "uts"), ("ipc", "ipc")] {
+    for (k, hostk) in [
+        ("net", "net"),
+        ("mnt", "mnt"),
+        ("pid", "pid"),
+        ("uts", "uts"),
+        ("ipc", "ipc"),
+    ] {
         let h = std::fs::read_link(format!("/proc/self/ns/{hostk}")).unwrap();
-        assert_ne!(v[k].as_str().unwrap_or(""), h.to_string_lossy(), "{k} namespace must be new");
+        assert_ne!(
+            v[k].as_str().unwrap_or(""),
+            h.to_string_lossy(),
+            "{k} namespace must be new"
+        );
     }
     // No user namespace requested: the host's.
     let hu = std::fs::read_link("/proc/self/ns/user").unwrap();
@@ -41,11 +51,15 @@ fn join_network_namespace_by_path() {
     let nsfile = format!("/var/run/netns/{name}");
     // Give the namespace something recognisable: loopback up.
     host("ip", &["-n", &name, "link", "set", "lo", "up"]);
-    let ino = std::fs::metadata(&nsfile).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
+    let ino = std::fs::metadata(&nsfile)
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap();
     let mut c = Container::new("joinnet");
     let n2 = name.clone();
     c.cleanups.push(Box::new(move || {
-        let _ = std::process::Command::new("ip").args(["netns", "delete", &n2]).status();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "delete", &n2])
+            .status();
     }));
     c.args(&["barge-check", "ns"]);
     for ns in c.namespaces_mut() {
@@ -133,8 +147,10 @@ fn user_namespace_non_root_user() {
     need_root!();
     let o = check("userns3", &["ids"], |c| {
         c.namespaces_mut().push(json!({"type": "user"}));
-        c.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-        c.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        c.config["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        c.config["linux"]["gidMappings"] =
+            json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
         c.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
         let mounts: Vec<_> = c.config["mounts"]
             .as_array()

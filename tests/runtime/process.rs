@@ -7,7 +7,8 @@ use barge_integration::{check, json, need_root, runc_deviation};
 fn sysctls() {
     need_root!();
     let edit = |c: &mut barge_integration::Container| {
-        c.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "kernel.shm_rmid_forced": "1"});
+        c.config["linux"]["sysctl"] =
+            json!({"net.ipv4.ip_forward": "1", "kernel.shm_rmid_forced": "1"});
     };
     let o = check("sysctl", &["sysctl", "net.ipv4.ip_forward"], edit);
     o.ok();
@@ -54,7 +55,8 @@ fn rlimit_above_hard_limit_is_a_clear_error() {
     // Root here lacks CAP_SYS_RESOURCE (hard nofile 20000): raising it fails.
     // Use a limit far above any host's hard limit.
     let o = check("rlimbad", &["rlimits"], |c| {
-        c.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2_000_000_000u64}]);
+        c.config["process"]["rlimits"] =
+            json!([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2_000_000_000u64}]);
     });
     let host_hard = std::fs::read_to_string("/proc/self/limits")
         .unwrap_or_default()
@@ -70,11 +72,17 @@ fn rlimit_above_hard_limit_is_a_clear_error() {
     o.fails();
     let msg = format!("{}{}", o.stderr, o.stdout);
     if !msg.contains("RLIMIT_NOFILE")
-        && runc_deviation(&format!("runc's rlimit error does not name RLIMIT_NOFILE: {}", msg.trim()))
+        && runc_deviation(&format!(
+            "runc's rlimit error does not name RLIMIT_NOFILE: {}",
+            msg.trim()
+        ))
     {
         return;
     }
-    assert!(msg.contains("RLIMIT_NOFILE"), "message must name the limit: {o:#?}");
+    assert!(
+        msg.contains("RLIMIT_NOFILE"),
+        "message must name the limit: {o:#?}"
+    );
 }
 
 #[test]
@@ -94,10 +102,20 @@ fn capabilities_all_five_sets() {
     let v = o.json();
     assert_eq!(
         v["bounding"],
-        json!(["CAP_CHOWN", "CAP_KILL", "CAP_SETUID", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW"]),
+        json!([
+            "CAP_CHOWN",
+            "CAP_KILL",
+            "CAP_SETUID",
+            "CAP_NET_BIND_SERVICE",
+            "CAP_NET_RAW"
+        ]),
         "{v}"
     );
-    assert_eq!(v["inheritable"], json!(["CAP_KILL", "CAP_NET_BIND_SERVICE"]), "{v}");
+    assert_eq!(
+        v["inheritable"],
+        json!(["CAP_KILL", "CAP_NET_BIND_SERVICE"]),
+        "{v}"
+    );
     assert_eq!(v["ambient"], json!(["CAP_NET_BIND_SERVICE"]), "{v}");
     // uid 0 execve with no_new_privs: permitted cannot grow past the
     // configured permitted set, and root's effective set equals permitted.
@@ -132,10 +150,14 @@ fn ambient_capabilities_for_non_root_user() {
 #[test]
 fn no_new_privileges() {
     need_root!();
-    let o = check("nnp1", &["nnp"], |c| c.config["process"]["noNewPrivileges"] = json!(true));
+    let o = check("nnp1", &["nnp"], |c| {
+        c.config["process"]["noNewPrivileges"] = json!(true)
+    });
     o.ok();
     assert_eq!(o.json()["NoNewPrivs"], 1);
-    let o = check("nnp0", &["nnp"], |c| c.config["process"]["noNewPrivileges"] = json!(false));
+    let o = check("nnp0", &["nnp"], |c| {
+        c.config["process"]["noNewPrivileges"] = json!(false)
+    });
     o.ok();
     assert_eq!(o.json()["NoNewPrivs"], 0);
 }
@@ -144,14 +166,26 @@ fn no_new_privileges() {
 fn user_groups_and_umask() {
     need_root!();
     let edit = |c: &mut barge_integration::Container| {
-        c.config["process"]["user"] = json!({"uid": 1000, "gid": 100, "additionalGids": [5, 65534], "umask": 0o027});
+        c.config["process"]["user"] =
+            json!({"uid": 1000, "gid": 100, "additionalGids": [5, 65534], "umask": 0o027});
     };
     let o = check("user", &["ids"], edit);
     o.ok();
     let v = o.json();
-    assert_eq!((v["uid"].as_u64(), v["euid"].as_u64()), (Some(1000), Some(1000)));
-    assert_eq!((v["gid"].as_u64(), v["egid"].as_u64()), (Some(100), Some(100)));
-    let mut groups: Vec<u64> = v["groups"].as_array().unwrap().iter().filter_map(serde_json::Value::as_u64).collect();
+    assert_eq!(
+        (v["uid"].as_u64(), v["euid"].as_u64()),
+        (Some(1000), Some(1000))
+    );
+    assert_eq!(
+        (v["gid"].as_u64(), v["egid"].as_u64()),
+        (Some(100), Some(100))
+    );
+    let mut groups: Vec<u64> = v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(serde_json::Value::as_u64)
+        .collect();
     groups.sort_unstable();
     groups.dedup();
     groups.retain(|g| *g != 100);

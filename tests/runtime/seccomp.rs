@@ -22,12 +22,20 @@ fn mkdir_denied_with_errno_ret() {
     let o = check("scmkdir", &["syscall", "mkdir", "/tmp/x"], edit);
     o.ok();
     let v = o.json();
-    assert_eq!((v["ret"].as_i64(), v["errno_name"].as_str()), (Some(-1), Some("EPERM")), "{v}");
+    assert_eq!(
+        (v["ret"].as_i64(), v["errno_name"].as_str()),
+        (Some(-1), Some("EPERM")),
+        "{v}"
+    );
     let o = check("scchmod", &["syscall", "chmod", "/tmp", "0700"], edit);
     assert_eq!(o.json()["errno_name"], "ENOSYS", "{o:#?}");
     // Others are allowed; the filter is visible in status.
     let o = check("scok", &["syscall", "getcwd"], edit);
-    assert_eq!(o.json()["ret"].as_i64().map(|r| r > 0), Some(true), "{o:#?}");
+    assert_eq!(
+        o.json()["ret"].as_i64().map(|r| r > 0),
+        Some(true),
+        "{o:#?}"
+    );
     let o = check("scnnp", &["nnp"], edit);
     let v = o.json();
     assert_eq!(v["Seccomp"], 2, "{v}");
@@ -39,9 +47,12 @@ fn default_allow_with_denylist_and_args() {
     need_root!();
     // Deny only unshare(CLONE_NEWUSER) (argument match) and sethostname.
     let edit = |c: &mut Container| {
-        c.config["process"]["capabilities"]["bounding"] = json!(["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"]);
-        c.config["process"]["capabilities"]["effective"] = json!(["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"]);
-        c.config["process"]["capabilities"]["permitted"] = json!(["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"]);
+        c.config["process"]["capabilities"]["bounding"] =
+            json!(["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"]);
+        c.config["process"]["capabilities"]["effective"] =
+            json!(["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"]);
+        c.config["process"]["capabilities"]["permitted"] =
+            json!(["CAP_SYS_ADMIN", "CAP_SYS_CHROOT"]);
         c.config["linux"]["seccomp"] = json!({
             "defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": [
@@ -54,9 +65,17 @@ fn default_allow_with_denylist_and_args() {
     let o = check("scdeny1", &["syscall", "sethostname", "x"], edit);
     assert_eq!(o.json()["errno_name"], "EACCES", "{o:#?}");
     let o = check("scdeny2", &["syscall", "unshare", "user"], edit);
-    assert_eq!(o.json()["errno_name"], "EPERM", "default errno is EPERM: {o:#?}");
+    assert_eq!(
+        o.json()["errno_name"],
+        "EPERM",
+        "default errno is EPERM: {o:#?}"
+    );
     let o = check("scdeny3", &["syscall", "unshare", "uts"], edit);
-    assert_eq!(o.json()["ret"], 0, "unshare(CLONE_NEWUTS) is allowed: {o:#?}");
+    assert_eq!(
+        o.json()["ret"],
+        0,
+        "unshare(CLONE_NEWUTS) is allowed: {o:#?}"
+    );
     let o = check("scdeny4", &["syscall", "chroot", "/"], edit);
     assert_eq!(o.json()["ret"], 0, "{o:#?}");
 }
@@ -94,7 +113,8 @@ fn notify_listener_receives_fd() {
     let agent = std::thread::spawn(move || -> Result<(String, i32), String> {
         listener.set_nonblocking(false).map_err(|e| e.to_string())?;
         let (conn, _) = listener.accept().map_err(|e| e.to_string())?;
-        conn.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(|e| e.to_string())?;
         let (fd, data) = recv_fd(&conn).map_err(|e| e.to_string())?;
         let state = String::from_utf8_lossy(&data).into_owned();
         // struct seccomp_notif (80 bytes) / seccomp_notif_resp (24 bytes).
@@ -111,7 +131,7 @@ fn notify_listener_receives_fd() {
         resp[0..8].copy_from_slice(&req[0..8]); // id
         resp[8..16].copy_from_slice(&0i64.to_ne_bytes()); // val
         resp[16..20].copy_from_slice(&(-libc::EDQUOT).to_ne_bytes()); // error
-        // SAFETY: resp is a valid seccomp_notif_resp.
+                                                                      // SAFETY: resp is a valid seccomp_notif_resp.
         let r = unsafe { libc::ioctl(fd, SEND, resp.as_mut_ptr()) };
         // SAFETY: we own fd.
         unsafe { libc::close(fd) };
@@ -126,10 +146,24 @@ fn notify_listener_receives_fd() {
     o.ok();
     assert_eq!(nr as i64, libc::SYS_mkdir, "notified syscall");
     let v = o.json();
-    assert_eq!(v["errno"], libc::EDQUOT, "the agent's answer reaches the container: {v}");
+    assert_eq!(
+        v["errno"],
+        libc::EDQUOT,
+        "the agent's answer reaches the container: {v}"
+    );
     // The runtime sends the container process state (OCI "containerProcessState").
-    let st: serde_json::Value = serde_json::from_str(&state).unwrap_or_else(|e| panic!("{e}: {state}"));
+    let st: serde_json::Value =
+        serde_json::from_str(&state).unwrap_or_else(|e| panic!("{e}: {state}"));
     assert_eq!(st["metadata"], "barge-test-metadata", "{st}");
-    assert_eq!(st["state"]["id"], serde_json::Value::from(c.id.clone()), "{st}");
-    assert!(st["fds"].as_array().is_some_and(|f| f.iter().any(|x| x == "seccompFd")), "{st}");
+    assert_eq!(
+        st["state"]["id"],
+        serde_json::Value::from(c.id.clone()),
+        "{st}"
+    );
+    assert!(
+        st["fds"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x == "seccompFd")),
+        "{st}"
+    );
 }

@@ -5,7 +5,12 @@ use barge_integration::{json, need_root, Container};
 use std::os::fd::AsRawFd;
 
 fn fds_of(o: &barge_integration::Out) -> Vec<u64> {
-    o.json()["fds"].as_array().unwrap().iter().filter_map(serde_json::Value::as_u64).collect()
+    o.json()["fds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(serde_json::Value::as_u64)
+        .collect()
 }
 
 #[test]
@@ -27,7 +32,10 @@ fn only_stdio_fds_reach_the_container() {
     let v = o.json();
     for (_, t) in v["targets"].as_object().unwrap() {
         let t = t.as_str().unwrap_or("");
-        assert!(!t.starts_with('/') || t.starts_with("/dev/"), "host path leaked: {v}");
+        assert!(
+            !t.starts_with('/') || t.starts_with("/dev/"),
+            "host path leaked: {v}"
+        );
     }
     drop(host_dir);
 }
@@ -42,9 +50,12 @@ fn preserve_fds_passes_exactly_those() {
     let b = c.bundle_path().to_string_lossy().into_owned();
     let id = c.id.clone();
     let fd = f.as_raw_fd();
-    let o = c.rt_files_with(&["run", "--preserve-fds", "1", "--bundle", &b, &id], |cmd| {
-        barge_integration::inherit_fd(cmd, fd, 3);
-    });
+    let o = c.rt_files_with(
+        &["run", "--preserve-fds", "1", "--bundle", &b, &id],
+        |cmd| {
+            barge_integration::inherit_fd(cmd, fd, 3);
+        },
+    );
     o.ok();
     assert_eq!(fds_of(&o), vec![0, 1, 2, 3], "{o:#?}");
 }
@@ -72,7 +83,13 @@ fn runtime_binary_not_writable_from_container() {
     // exec; any foreign executable it can see must not be writable.
     let mut c = Container::new("exewatch");
     c.args(&["barge-check", "exe-watch", "4000"]);
-    let all = json!(["CAP_SYS_PTRACE", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_KILL", "CAP_SYS_ADMIN"]);
+    let all = json!([
+        "CAP_SYS_PTRACE",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_KILL",
+        "CAP_SYS_ADMIN"
+    ]);
     for set in ["bounding", "effective", "permitted"] {
         c.config["process"]["capabilities"][set] = all.clone();
     }
@@ -87,9 +104,15 @@ fn runtime_binary_not_writable_from_container() {
     let out = c.stdout_of(n);
     let v = barge_integration::parse_last_json(&out).unwrap_or_else(|| panic!("{out}"));
     for p in v["foreign"].as_array().unwrap() {
-        assert_eq!(p["writable"], false, "container could open a foreign exe for writing: {p}");
+        assert_eq!(
+            p["writable"], false,
+            "container could open a foreign exe for writing: {p}"
+        );
     }
-    eprintln!("exe-watch saw {} foreign executables in {} scans", v["foreign"].as_array().unwrap().len(), v["scans"]);
+    eprintln!(
+        "exe-watch: {} scans, foreign executables seen: {}",
+        v["scans"], v["foreign"]
+    );
     c.delete().ok();
     // The host runtime binary is unchanged and still runs.
     let o = barge_integration::run_cmd(

@@ -16,7 +16,8 @@ fn console_socket_receives_pty_master() {
     c.config["process"]["consoleSize"] = json!({"height": 33, "width": 111});
     let receiver = std::thread::spawn(move || -> Result<String, String> {
         let (conn, _) = listener.accept().map_err(|e| e.to_string())?;
-        conn.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(|e| e.to_string())?;
         let (fd, _) = recv_fd(&conn).map_err(|e| e.to_string())?;
         Ok(read_fd_all(fd, Duration::from_secs(20)))
     });
@@ -24,15 +25,30 @@ fn console_socket_receives_pty_master() {
     let b = c.bundle_path().to_string_lossy().into_owned();
     let s = sock.to_string_lossy().into_owned();
     let id = c.id.clone();
-    let o = c.rt_files(&["run", "--detach", "--console-socket", &s, "--bundle", &b, &id]);
+    let o = c.rt_files(&[
+        "run",
+        "--detach",
+        "--console-socket",
+        &s,
+        "--bundle",
+        &b,
+        &id,
+    ]);
     o.ok();
-    let out = receiver.join().unwrap().unwrap_or_else(|e| panic!("console: {e}; {o:#?}"));
-    let v = parse_last_json(&out.replace('\r', "")).unwrap_or_else(|| panic!("no JSON from the pty: {out:?}"));
+    let out = receiver
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("console: {e}; {o:#?}"));
+    let v = parse_last_json(&out.replace('\r', ""))
+        .unwrap_or_else(|| panic!("no JSON from the pty: {out:?}"));
     for fd in ["fd0", "fd1", "fd2"] {
         assert_eq!(v[fd]["isatty"], true, "{v}");
     }
     let name = v["fd0"]["ttyname"].as_str().unwrap_or("");
-    assert!(name == "/dev/console" || name.starts_with("/dev/pts/"), "{v}");
+    assert!(
+        name == "/dev/console" || name.starts_with("/dev/pts/"),
+        "{v}"
+    );
     assert_eq!(v["winsize"], json!({"rows": 33, "cols": 111}), "{v}");
     c.wait_status("stopped", Duration::from_secs(10));
     c.delete().ok();

@@ -5,7 +5,11 @@
 //! bad input: failures are printed as `{"error": "...", "errno": N, ...}` and
 //! the process exits with status 1. Usage: `barge-check help`.
 
-#![allow(clippy::unnecessary_wraps, clippy::many_single_char_names, clippy::comparison_chain)]
+#![allow(
+    clippy::unnecessary_wraps,
+    clippy::many_single_char_names,
+    clippy::comparison_chain
+)]
 
 use std::ffi::{CStr, CString};
 use std::fmt::Write as _;
@@ -113,11 +117,19 @@ struct Fail {
 type R = Result<J, Fail>;
 
 fn fail(op: &str, msg: impl Into<String>) -> Fail {
-    Fail { op: op.to_string(), errno: 0, msg: msg.into() }
+    Fail {
+        op: op.to_string(),
+        errno: 0,
+        msg: msg.into(),
+    }
 }
 
 fn io_fail(op: &str, e: &std::io::Error) -> Fail {
-    Fail { op: op.to_string(), errno: e.raw_os_error().unwrap_or(0), msg: e.to_string() }
+    Fail {
+        op: op.to_string(),
+        errno: e.raw_os_error().unwrap_or(0),
+        msg: e.to_string(),
+    }
 }
 
 fn errno() -> i32 {
@@ -168,11 +180,15 @@ fn cstr(s: &str) -> Result<CString, Fail> {
 }
 
 fn arg<'a>(args: &'a [String], i: usize, what: &str) -> Result<&'a str, Fail> {
-    args.get(i).map(String::as_str).ok_or_else(|| fail("usage", format!("missing argument: {what}")))
+    args.get(i)
+        .map(String::as_str)
+        .ok_or_else(|| fail("usage", format!("missing argument: {what}")))
 }
 
 fn parse_num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, Fail> {
-    s.trim().parse::<T>().map_err(|_| fail("usage", format!("invalid {what}: {s:?}")))
+    s.trim()
+        .parse::<T>()
+        .map_err(|_| fail("usage", format!("invalid {what}: {s:?}")))
 }
 
 fn parse_int_auto(s: &str) -> Result<u64, Fail> {
@@ -210,7 +226,14 @@ fn say(v: &J) {
 
 fn cmd_ids() -> R {
     // SAFETY: these getters take no arguments and cannot fail.
-    let (uid, euid, gid, egid) = unsafe { (libc::getuid(), libc::geteuid(), libc::getgid(), libc::getegid()) };
+    let (uid, euid, gid, egid) = unsafe {
+        (
+            libc::getuid(),
+            libc::geteuid(),
+            libc::getgid(),
+            libc::getegid(),
+        )
+    };
     let mut groups = vec![0 as libc::gid_t; 256];
     // SAFETY: the buffer holds 256 gid_t and we pass that length.
     let n = unsafe { libc::getgroups(groups.len() as i32, groups.as_mut_ptr()) };
@@ -219,19 +242,30 @@ fn cmd_ids() -> R {
         match std::fs::read_to_string(p) {
             Ok(s) => J::A(
                 s.lines()
-                    .map(|l| J::A(l.split_whitespace().filter_map(|x| x.parse::<u64>().ok()).map(J::U).collect()))
+                    .map(|l| {
+                        J::A(
+                            l.split_whitespace()
+                                .filter_map(|x| x.parse::<u64>().ok())
+                                .map(J::U)
+                                .collect(),
+                        )
+                    })
                     .collect(),
             ),
             Err(_) => J::Null,
         }
     };
-    let setgroups = std::fs::read_to_string("/proc/self/setgroups").map_or(J::Null, |s| J::s(s.trim()));
+    let setgroups =
+        std::fs::read_to_string("/proc/self/setgroups").map_or(J::Null, |s| J::s(s.trim()));
     Ok(J::obj(vec![
         ("uid", J::U(uid.into())),
         ("euid", J::U(euid.into())),
         ("gid", J::U(gid.into())),
         ("egid", J::U(egid.into())),
-        ("groups", J::A(groups.into_iter().map(|g| J::U(g.into())).collect())),
+        (
+            "groups",
+            J::A(groups.into_iter().map(|g| J::U(g.into())).collect()),
+        ),
         ("uid_map", map("/proc/self/uid_map")),
         ("gid_map", map("/proc/self/gid_map")),
         ("setgroups", setgroups),
@@ -286,7 +320,9 @@ fn cap_names(mask: u64) -> J {
     let mut v = Vec::new();
     for bit in 0..64u32 {
         if mask & (1u64 << bit) != 0 {
-            let name = CAP_NAMES.get(bit as usize).map_or_else(|| format!("CAP_{bit}"), |s| (*s).to_string());
+            let name = CAP_NAMES
+                .get(bit as usize)
+                .map_or_else(|| format!("CAP_{bit}"), |s| (*s).to_string());
             v.push(J::S(name));
         }
     }
@@ -315,8 +351,10 @@ fn cmd_nnp() -> R {
     let f = status_fields(&["NoNewPrivs", "Seccomp", "Seccomp_filters"])?;
     // SAFETY: PR_GET_NO_NEW_PRIVS takes no pointer arguments.
     let prctl = unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) };
-    let mut out: Vec<(String, J)> =
-        f.into_iter().map(|(k, v)| (k, v.parse::<i64>().map_or(J::Null, J::I))).collect();
+    let mut out: Vec<(String, J)> = f
+        .into_iter()
+        .map(|(k, v)| (k, v.parse::<i64>().map_or(J::Null, J::I)))
+        .collect();
     out.push(("prctl_no_new_privs".into(), J::I(prctl.into())));
     Ok(J::O(out))
 }
@@ -327,7 +365,10 @@ fn unescape_mount(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -344,7 +385,9 @@ fn cmd_mounts() -> R {
     let mut v = Vec::new();
     for line in mi.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
-        let Some(dash) = fields.iter().position(|f| *f == "-") else { continue };
+        let Some(dash) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
         if fields.len() < 6 || fields.len() < dash + 3 {
             continue;
         }
@@ -367,11 +410,17 @@ fn cmd_mounts() -> R {
             ("root", J::S(unescape_mount(fields[3]))),
             ("mountpoint", J::S(unescape_mount(fields[4]))),
             ("options", opts(fields[5])),
-            ("optional", J::A(optional.iter().map(|s| J::s(*s)).collect())),
+            (
+                "optional",
+                J::A(optional.iter().map(|s| J::s(*s)).collect()),
+            ),
             ("propagation", J::s(propagation)),
             ("fstype", J::s(fields[dash + 1])),
             ("source", J::S(unescape_mount(fields[dash + 2]))),
-            ("super_options", opts(fields.get(dash + 3).copied().unwrap_or(""))),
+            (
+                "super_options",
+                opts(fields.get(dash + 3).copied().unwrap_or("")),
+            ),
         ]));
     }
     Ok(J::obj(vec![("mounts", J::A(v))]))
@@ -407,11 +456,17 @@ fn rlim_j(v: u64) -> J {
 fn cmd_rlimits() -> R {
     let mut out = Vec::new();
     for (name, res) in RLIMITS {
-        let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut rl = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         // SAFETY: rl is a valid, writable rlimit struct.
         let r = unsafe { libc::getrlimit(*res as libc::__rlimit_resource_t, &raw mut rl) };
         let v = if r == 0 {
-            J::obj(vec![("soft", rlim_j(rl.rlim_cur)), ("hard", rlim_j(rl.rlim_max))])
+            J::obj(vec![
+                ("soft", rlim_j(rl.rlim_cur)),
+                ("hard", rlim_j(rl.rlim_max)),
+            ])
         } else {
             J::obj(vec![("errno", J::I(errno().into()))])
         };
@@ -422,9 +477,16 @@ fn cmd_rlimits() -> R {
 
 fn cmd_sysctl(args: &[String]) -> R {
     let name = arg(args, 0, "NAME")?;
-    let path = format!("/proc/sys/{}", name.trim_start_matches('/').replace('.', "/"));
+    let path = format!(
+        "/proc/sys/{}",
+        name.trim_start_matches('/').replace('.', "/")
+    );
     let v = read_to_string(&path)?;
-    Ok(J::obj(vec![("name", J::s(name)), ("path", J::S(path)), ("value", J::s(v.trim()))]))
+    Ok(J::obj(vec![
+        ("name", J::s(name)),
+        ("path", J::S(path)),
+        ("value", J::s(v.trim())),
+    ]))
 }
 
 fn cmd_read(args: &[String]) -> R {
@@ -446,8 +508,13 @@ fn cmd_write(args: &[String]) -> R {
         .truncate(true)
         .open(path)
         .map_err(|e| io_fail(&format!("open {path}"), &e))?;
-    f.write_all(data.as_bytes()).map_err(|e| io_fail(&format!("write {path}"), &e))?;
-    Ok(J::obj(vec![("path", J::s(path)), ("written", J::U(data.len() as u64)), ("ok", J::Bool(true))]))
+    f.write_all(data.as_bytes())
+        .map_err(|e| io_fail(&format!("write {path}"), &e))?;
+    Ok(J::obj(vec![
+        ("path", J::s(path)),
+        ("written", J::U(data.len() as u64)),
+        ("ok", J::Bool(true)),
+    ]))
 }
 
 fn file_type(ft: std::fs::FileType) -> &'static str {
@@ -488,7 +555,9 @@ fn cmd_stat(args: &[String]) -> R {
         ("rdev_minor", J::U(libc::minor(rdev).into())),
     ];
     if m.file_type().is_symlink() {
-        let t = std::fs::read_link(path).map(|p| p.display().to_string()).unwrap_or_default();
+        let t = std::fs::read_link(path)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
         v.push(("target", J::S(t)));
     }
     Ok(J::obj(v))
@@ -499,13 +568,24 @@ fn cmd_ls(args: &[String]) -> R {
     let rd = std::fs::read_dir(path).map_err(|e| io_fail(&format!("readdir {path}"), &e))?;
     let mut names: Vec<(String, &'static str)> = rd
         .filter_map(Result::ok)
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.file_type().map_or("unknown", file_type)))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.file_type().map_or("unknown", file_type),
+            )
+        })
         .collect();
     names.sort();
     Ok(J::obj(vec![
         ("path", J::s(path)),
-        ("entries", J::A(names.iter().map(|(n, _)| J::s(n.clone())).collect())),
-        ("types", J::O(names.into_iter().map(|(n, t)| (n, J::s(t))).collect())),
+        (
+            "entries",
+            J::A(names.iter().map(|(n, _)| J::s(n.clone())).collect()),
+        ),
+        (
+            "types",
+            J::O(names.into_iter().map(|(n, t)| (n, J::s(t))).collect()),
+        ),
     ]))
 }
 
@@ -527,7 +607,14 @@ fn cmd_fds() -> R {
     fds.sort();
     Ok(J::obj(vec![
         ("fds", J::A(fds.iter().map(|(f, _)| J::U(*f)).collect())),
-        ("targets", J::O(fds.into_iter().map(|(f, t)| (f.to_string(), J::S(t))).collect())),
+        (
+            "targets",
+            J::O(
+                fds.into_iter()
+                    .map(|(f, t)| (f.to_string(), J::S(t)))
+                    .collect(),
+            ),
+        ),
     ]))
 }
 
@@ -537,13 +624,23 @@ fn cmd_cwd() -> R {
 }
 
 fn cmd_env() -> R {
-    let vars: Vec<(String, J)> =
-        std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), J::S(v.to_string_lossy().into_owned()))).collect();
+    let vars: Vec<(String, J)> = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                J::S(v.to_string_lossy().into_owned()),
+            )
+        })
+        .collect();
     Ok(J::obj(vec![("env", J::O(vars))]))
 }
 
 fn uts_field(f: &[libc::c_char]) -> String {
-    let bytes: Vec<u8> = f.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+    let bytes: Vec<u8> = f
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -552,7 +649,11 @@ fn cmd_hostname() -> R {
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     // SAFETY: u is a valid, writable utsname.
     if unsafe { libc::uname(&raw mut u) } != 0 {
-        return Err(Fail { op: "uname".into(), errno: errno(), msg: strerror(errno()) });
+        return Err(Fail {
+            op: "uname".into(),
+            errno: errno(),
+            msg: strerror(errno()),
+        });
     }
     Ok(J::obj(vec![
         ("hostname", J::S(uts_field(&u.nodename))),
@@ -573,13 +674,20 @@ fn cmd_umask() -> R {
     } else {
         u32::from_str_radix(&from_status, 8).unwrap_or(0)
     };
-    Ok(J::obj(vec![("umask", J::U(u64::from(m))), ("umask_octal", J::S(format!("{m:04o}")))]))
+    Ok(J::obj(vec![
+        ("umask", J::U(u64::from(m))),
+        ("umask_octal", J::S(format!("{m:04o}"))),
+    ]))
 }
 
 fn cmd_personality() -> R {
     // SAFETY: 0xffffffff queries the persona without changing it.
     let p = unsafe { libc::personality(0xffff_ffff) };
-    Ok(J::obj(vec![("personality", J::I(p.into())), ("hex", J::S(format!("{p:#x}"))), ("linux32", J::Bool(p & 0xff == 8))]))
+    Ok(J::obj(vec![
+        ("personality", J::I(p.into())),
+        ("hex", J::S(format!("{p:#x}"))),
+        ("linux32", J::Bool(p & 0xff == 8)),
+    ]))
 }
 
 fn cmd_cgroup() -> R {
@@ -591,7 +699,11 @@ fn cmd_cgroup() -> R {
             let id = it.next()?;
             let ctrl = it.next()?;
             let path = it.next()?;
-            Some(J::obj(vec![("hierarchy", J::s(id)), ("controllers", J::s(ctrl)), ("path", J::s(path))]))
+            Some(J::obj(vec![
+                ("hierarchy", J::s(id)),
+                ("controllers", J::s(ctrl)),
+                ("path", J::s(path)),
+            ]))
         })
         .collect();
     Ok(J::obj(vec![("cgroups", J::A(entries)), ("raw", J::S(c))]))
@@ -601,17 +713,39 @@ fn cmd_pid() -> R {
     // SAFETY: getpid/getppid take no arguments and cannot fail.
     let (pid, ppid) = unsafe { (libc::getpid(), libc::getppid()) };
     let st = status_fields(&["NSpid", "NSpgid", "NSsid"])?;
-    let mut v = vec![("pid".to_string(), J::I(pid.into())), ("ppid".to_string(), J::I(ppid.into()))];
+    let mut v = vec![
+        ("pid".to_string(), J::I(pid.into())),
+        ("ppid".to_string(), J::I(ppid.into())),
+    ];
     for (k, s) in st {
-        v.push((k, J::A(s.split_whitespace().filter_map(|x| x.parse::<i64>().ok()).map(J::I).collect())));
+        v.push((
+            k,
+            J::A(
+                s.split_whitespace()
+                    .filter_map(|x| x.parse::<i64>().ok())
+                    .map(J::I)
+                    .collect(),
+            ),
+        ));
     }
     Ok(J::O(v))
 }
 
 fn cmd_ns() -> R {
     let mut v = Vec::new();
-    for n in ["cgroup", "ipc", "mnt", "net", "pid", "pid_for_children", "time", "user", "uts"] {
-        let t = std::fs::read_link(format!("/proc/self/ns/{n}")).map_or(J::Null, |p| J::S(p.display().to_string()));
+    for n in [
+        "cgroup",
+        "ipc",
+        "mnt",
+        "net",
+        "pid",
+        "pid_for_children",
+        "time",
+        "user",
+        "uts",
+    ] {
+        let t = std::fs::read_link(format!("/proc/self/ns/{n}"))
+            .map_or(J::Null, |p| J::S(p.display().to_string()));
         v.push((n.to_string(), t));
     }
     Ok(J::O(v))
@@ -619,7 +753,12 @@ fn cmd_ns() -> R {
 
 fn cmd_netdev() -> R {
     let d = read_to_string("/proc/net/dev")?;
-    let ifs: Vec<J> = d.lines().skip(2).filter_map(|l| l.split(':').next()).map(|s| J::s(s.trim())).collect();
+    let ifs: Vec<J> = d
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(|s| J::s(s.trim()))
+        .collect();
     Ok(J::obj(vec![("interfaces", J::A(ifs))]))
 }
 
@@ -653,7 +792,14 @@ fn cmd_syscall(args: &[String]) -> R {
         "mkdirat" => {
             let p = cstr(arg(args, 1, "PATH")?)?;
             // SAFETY: p is a valid NUL-terminated path.
-            unsafe { libc::syscall(libc::SYS_mkdirat, libc::AT_FDCWD, p.as_ptr(), 0o755 as libc::c_uint) }
+            unsafe {
+                libc::syscall(
+                    libc::SYS_mkdirat,
+                    libc::AT_FDCWD,
+                    p.as_ptr(),
+                    0o755 as libc::c_uint,
+                )
+            }
         }
         "chmod" => {
             let p = cstr(arg(args, 1, "PATH")?)?;
@@ -666,7 +812,9 @@ fn cmd_syscall(args: &[String]) -> R {
             // SAFETY: buf is writable for its full length.
             let r = unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) };
             if r > 0 {
-                let s = CStr::from_bytes_until_nul(&buf).map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+                let s = CStr::from_bytes_until_nul(&buf)
+                    .map(|c| c.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 extra.push(("cwd", J::S(s)));
             }
             r
@@ -757,7 +905,11 @@ fn cmd_alloc(args: &[String]) -> R {
     for i in 0..mb {
         let mut c: Vec<u8> = Vec::new();
         if c.try_reserve_exact(1 << 20).is_err() {
-            return Err(Fail { op: "alloc".into(), errno: libc::ENOMEM, msg: format!("allocation failed after {i} MiB") });
+            return Err(Fail {
+                op: "alloc".into(),
+                errno: libc::ENOMEM,
+                msg: format!("allocation failed after {i} MiB"),
+            });
         }
         c.resize(1 << 20, 0);
         for p in (0..c.len()).step_by(4096) {
@@ -775,7 +927,9 @@ fn cpu_time() -> Duration {
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: ru is a valid, writable rusage.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut ru) };
-    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
@@ -794,7 +948,10 @@ fn cmd_spin(args: &[String]) -> R {
     Ok(J::obj(vec![
         ("wall_ms", J::F(wall.as_secs_f64() * 1000.0)),
         ("cpu_ms", J::F(cpu.as_secs_f64() * 1000.0)),
-        ("ratio", J::F(cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9))),
+        (
+            "ratio",
+            J::F(cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9)),
+        ),
     ]))
 }
 
@@ -809,12 +966,42 @@ fn cmd_sleep(args: &[String]) -> R {
 
 fn signal_name(s: i32) -> String {
     let names = [
-        "", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1",
-        "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP",
-        "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR",
+        "",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
         "SIGSYS",
     ];
-    names.get(s as usize).map_or_else(|| format!("SIGRT{s}"), |n| (*n).to_string())
+    names
+        .get(s as usize)
+        .map_or_else(|| format!("SIGRT{s}"), |n| (*n).to_string())
 }
 
 extern "C" fn noop_handler(_: libc::c_int) {}
@@ -842,12 +1029,19 @@ fn cmd_signal_wait() -> R {
             if errno() == libc::EINTR {
                 continue;
             }
-            return Err(Fail { op: "sigwaitinfo".into(), errno: errno(), msg: strerror(errno()) });
+            return Err(Fail {
+                op: "sigwaitinfo".into(),
+                errno: errno(),
+                msg: strerror(errno()),
+            });
         }
         if s == libc::SIGCHLD {
             continue;
         }
-        say(&J::obj(vec![("signal", J::I(s.into())), ("name", J::S(signal_name(s)))]));
+        say(&J::obj(vec![
+            ("signal", J::I(s.into())),
+            ("name", J::S(signal_name(s))),
+        ]));
         if s == libc::SIGTERM || s == libc::SIGINT {
             return Ok(J::obj(vec![("exiting", J::Bool(true))]));
         }
@@ -863,17 +1057,31 @@ fn cmd_tty() -> R {
         // SAFETY: buf is writable for its length.
         let name = if unsafe { libc::ttyname_r(fd, buf.as_mut_ptr(), buf.len()) } == 0 {
             // SAFETY: ttyname_r NUL-terminated the buffer on success.
-            J::S(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+            J::S(
+                unsafe { CStr::from_ptr(buf.as_ptr()) }
+                    .to_string_lossy()
+                    .into_owned(),
+            )
         } else {
             J::Null
         };
-        v.push((format!("fd{fd}"), J::obj(vec![("isatty", J::Bool(is)), ("ttyname", name)])));
+        v.push((
+            format!("fd{fd}"),
+            J::obj(vec![("isatty", J::Bool(is)), ("ttyname", name)]),
+        ));
     }
     // SAFETY: winsize is plain data.
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ writes a winsize into ws.
     let r = unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &raw mut ws) };
-    let w = if r == 0 { J::obj(vec![("rows", J::U(ws.ws_row.into())), ("cols", J::U(ws.ws_col.into()))]) } else { J::Null };
+    let w = if r == 0 {
+        J::obj(vec![
+            ("rows", J::U(ws.ws_row.into())),
+            ("cols", J::U(ws.ws_col.into())),
+        ])
+    } else {
+        J::Null
+    };
     v.push(("winsize".to_string(), w));
     // SAFETY: no arguments.
     let sid = unsafe { libc::getsid(0) };
@@ -886,25 +1094,33 @@ fn cmd_tty() -> R {
 /// writing. Never writes anything.
 fn cmd_exe_watch(args: &[String]) -> R {
     let ms: u64 = parse_num(arg(args, 0, "MS")?, "MS")?;
-    let me = std::fs::read_link("/proc/self/exe").map(|p| p.display().to_string()).unwrap_or_default();
+    let me = std::fs::read_link("/proc/self/exe")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let t0 = Instant::now();
     let mut seen: Vec<(String, String, i32)> = Vec::new();
     let mut scans = 0u64;
     while t0.elapsed() < Duration::from_millis(ms) {
         scans += 1;
-        let Ok(rd) = std::fs::read_dir("/proc") else { break };
+        let Ok(rd) = std::fs::read_dir("/proc") else {
+            break;
+        };
         for e in rd.filter_map(Result::ok) {
             let n = e.file_name().to_string_lossy().into_owned();
             if n.parse::<u32>().is_err() {
                 continue;
             }
             let p = format!("/proc/{n}/exe");
-            let Ok(target) = std::fs::read_link(&p) else { continue };
+            let Ok(target) = std::fs::read_link(&p) else {
+                continue;
+            };
             let t = target.display().to_string();
             if t == me || t.ends_with("/busybox") || seen.iter().any(|(_, x, _)| *x == t) {
                 continue;
             }
-            let Ok(c) = CString::new(p.clone()) else { continue };
+            let Ok(c) = CString::new(p.clone()) else {
+                continue;
+            };
             // SAFETY: c is a valid path; the fd is closed at once and never written.
             let fd = unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
             let e = if fd >= 0 {
@@ -928,11 +1144,16 @@ fn cmd_exe_watch(args: &[String]) -> R {
             ])
         })
         .collect();
-    Ok(J::obj(vec![("self", J::S(me)), ("scans", J::U(scans)), ("foreign", J::A(list))]))
+    Ok(J::obj(vec![
+        ("self", J::S(me)),
+        ("scans", J::U(scans)),
+        ("foreign", J::A(list)),
+    ]))
 }
 
 fn cmd_exe() -> R {
-    let t = std::fs::read_link("/proc/self/exe").map_err(|e| io_fail("readlink /proc/self/exe", &e))?;
+    let t =
+        std::fs::read_link("/proc/self/exe").map_err(|e| io_fail("readlink /proc/self/exe", &e))?;
     Ok(J::obj(vec![("exe", J::S(t.display().to_string()))]))
 }
 
@@ -976,14 +1197,23 @@ fn dispatch(cmd: &str, rest: &[String]) -> R {
         "signal-wait" => cmd_signal_wait(),
         "tty" => cmd_tty(),
         "help" | "--help" | "-h" => Ok(J::obj(vec![("help", J::s(HELP))])),
-        other => Err(fail("usage", format!("unknown subcommand {other:?}; try `barge-check help`"))),
+        other => Err(fail(
+            "usage",
+            format!("unknown subcommand {other:?}; try `barge-check help`"),
+        )),
     }
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let Some(cmd) = args.first() else {
-        say(&J::obj(vec![("error", J::s("missing subcommand; try `barge-check help`")), ("errno", J::I(0))]));
+        say(&J::obj(vec![
+            ("error", J::s("missing subcommand; try `barge-check help`")),
+            ("errno", J::I(0)),
+        ]));
         std::process::exit(2);
     };
     if cmd == "exit" {
