@@ -448,6 +448,14 @@ fn detached_exec_stop() {
     cx.track(&n);
     let st = inspect(&n);
     assert_eq!(st["State"]["Status"], "running", "{}", st["State"]);
+    // podman really used the runtime under test.
+    let used = st["OCIRuntime"].as_str().unwrap_or_default();
+    let rt = runtime();
+    assert!(
+        used == rt.to_str().unwrap() || Some(used) == rt.file_name().and_then(|f| f.to_str()),
+        "podman used runtime {used:?}, not {}",
+        rt.display()
+    );
     assert!(
         st["State"]["Pid"].as_i64().unwrap_or(0) > 0,
         "{}",
