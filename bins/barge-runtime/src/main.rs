@@ -67,12 +67,13 @@ fn run(cli: &Cli) -> Result<u8> {
         }
         Command::Run(a) => {
             selfclone::ensure_cloned()?;
-            let opts = create_options(&root, cli, &a.common);
+            let mut opts = create_options(&root, cli, &a.common);
             let spec = barge_oci::load_config(&opts.bundle)?;
             let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
             if terminal && a.detach && opts.console_socket.is_none() {
                 bail!("cannot allocate a tty if barge-runtime will detach without setting --console-socket");
             }
+            opts.stdio_pipes = !a.detach && !terminal;
             if !a.detach && !a.no_subreaper {
                 rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
                     .context("becoming a child subreaper")?;
@@ -89,7 +90,8 @@ fn run(cli: &Cli) -> Result<u8> {
                 return Ok(0);
             }
             drop(sigfd);
-            let code = exec::wait_attached(created.state.pid, created.console)?;
+            let attach = exec::Attach { console: created.console, pipes: created.pipes };
+            let code = exec::wait_attached(created.state.pid, attach)?;
             if !a.keep {
                 container::delete(&root, &opts.id, true)?;
             }
@@ -240,6 +242,7 @@ fn create_options(root: &Path, cli: &Cli, a: &cli::CreateArgs) -> CreateOptions 
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         systemd_cgroup: cli.systemd_cgroup,
+        stdio_pipes: false,
     }
 }
 

@@ -28,6 +28,8 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub systemd_cgroup: bool,
+    /// Give the init stdio pipes (foreground `run` without a terminal).
+    pub stdio_pipes: bool,
 }
 
 /// A freshly created container (the init waits for `start`).
@@ -38,6 +40,8 @@ pub struct Created {
     pub console: Option<OwnedFd>,
     /// Whether the init is our direct child (one-step mode).
     pub is_child: bool,
+    /// Our ends of the stdio pipes, with `stdio_pipes`.
+    pub pipes: Option<[OwnedFd; 3]>,
 }
 
 /// Undo a partial create: kill the init, remove the cgroup and state dir.
@@ -108,16 +112,29 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
     })?;
     cleanup.cgroup = Some(cgroup.clone());
     if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
+        // Like runc, nodes from `linux.devices` are only created; access to
+        // them is what `resources.devices` (plus the default set) allows.
         cgroup.apply(res)?;
     }
 
     let fifo_path = dir.join(EXEC_FIFO);
-    rustix::fs::mkfifoat(rustix::fs::CWD, &fifo_path, Mode::from_raw_mode(0o600))
+    rustix::fs::mkfifoat(rustix::fs::CWD, &fifo_path, Mode::from_raw_mode(0o622))
         .ctx(|| format!("creating {}", fifo_path.display()))?;
+    // Any container user must be able to open it for writing (the init may
+    // have switched users or sit in a user namespace by then); umask aside.
+    rustix::fs::chmod(&fifo_path, Mode::from_raw_mode(0o622)).ctx(|| format!("chmod {}", fifo_path.display()))?;
     let fifo = rustix::fs::open(&fifo_path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
         .ctx(|| format!("opening {}", fifo_path.display()))?;
 
     let (parent_chan, child_chan) = channel::pair()?;
+    let (our_pipes, child_pipes) = if opts.stdio_pipes {
+        let user = spec.process().as_ref().map(|p| p.user().clone()).unwrap_or_default();
+        let owner = namespaces::host_ids(linux, user.uid(), user.gid());
+        let (a, b) = crate::exec::stdio_pipes(Some(owner))?;
+        (Some(a), Some(b))
+    } else {
+        (None, None)
+    };
     let cgroup_views = crate::rootfs::cgroup_views(&cgroup);
     let clone_fd = cgroup.clone_into_fd();
 
@@ -144,6 +161,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
     let child = match fork {
         barge_sys::Fork::Child => {
             drop(parent_chan);
+            drop(our_pipes);
             std::mem::forget(cleanup);
             init::run(InitArgs {
                 spec: &spec,
@@ -158,11 +176,13 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 cgroup_views,
+                stdio: child_pipes,
             })
         }
         barge_sys::Fork::Parent(pid) => pid.as_raw_nonzero().get(),
     };
     drop(child_chan);
+    drop(child_pipes);
     drop(fifo);
     drop(console_socket);
     cleanup.pid = Some(child);
@@ -250,7 +270,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
         util::write_atomic(pf, init_pid.to_string().as_bytes())?;
     }
     cleanup.armed = false;
-    Ok(Created { state: st, console, is_child: init_pid == child })
+    Ok(Created { state: st, console, is_child: init_pid == child, pipes: our_pipes })
 }
 
 fn reap_status(pid: i32) -> String {
@@ -342,10 +362,7 @@ pub fn start(root: &Path, id: &str) -> Result<ContainerState, RuntimeError> {
     let mut st = st;
     st.started = true;
     let state_json = st.oci_state(Status::Running);
-    if let Err(e) = hooks::run_all("poststart", st.config.hooks().as_ref().and_then(|h| h.poststart().as_ref()), &state_json) {
-        tracing::warn!(container = id, error = %e, "poststart hook failed");
-        eprintln!("barge-runtime: warning: {e}");
-    }
+    hooks::run_all_warn("poststart", st.config.hooks().as_ref().and_then(|h| h.poststart().as_ref()), &state_json);
     Ok(st)
 }
 
@@ -436,10 +453,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), RuntimeError> {
     }
     st.cgroup.destroy()?;
     let state_json = st.oci_state(Status::Stopped);
-    if let Err(e) = hooks::run_all("poststop", st.config.hooks().as_ref().and_then(|h| h.poststop().as_ref()), &state_json) {
-        tracing::warn!(container = id, error = %e, "poststop hook failed");
-        eprintln!("barge-runtime: warning: {e}");
-    }
+    hooks::run_all_warn("poststop", st.config.hooks().as_ref().and_then(|h| h.poststop().as_ref()), &state_json);
     std::fs::remove_dir_all(&dir).ctx(|| format!("removing {}", dir.display()))
 }
 

@@ -83,6 +83,14 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
         .transpose()?;
     let clone_fd = st.cgroup.clone_into_fd();
     let (parent_chan, child_chan) = crate::channel::pair()?;
+    let (our_pipes, child_pipes) = if !opts.detach && !terminal {
+        let linux = st.config.linux().as_ref();
+        let owner = crate::namespaces::host_ids(linux, process.user().uid(), process.user().gid());
+        let (a, b) = stdio_pipes(Some(owner))?;
+        (Some(a), Some(b))
+    } else {
+        (None, None)
+    };
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     if pid_ns_differs {
         rustix::thread::move_into_link_name_space(
@@ -105,7 +113,8 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
     let child = match fork {
         barge_sys::Fork::Child => {
             drop(parent_chan);
-            let res = exec_child(&st, process, &pidfd, flags, &child_chan, console_socket, opts.preserve_fds);
+            drop(our_pipes);
+            let res = exec_child(&st, process, &pidfd, flags, &child_chan, console_socket, child_pipes, opts.preserve_fds);
             let msg = match res {
                 Ok(never) => match never {},
                 Err(e) => e.to_string(),
@@ -118,6 +127,7 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
     };
     drop(child_chan);
     drop(console_socket);
+    drop(child_pipes);
     if let Err(e) = st.cgroup.add_task(child, cloned_into) {
         let _ = parent_chan.send(&crate::channel::ToInit::Abort, &[]);
         let _ = rustix::process::waitpid(rustix::process::Pid::from_raw(child), rustix::process::WaitOptions::empty());
@@ -142,9 +152,10 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
     if opts.detach {
         return Ok(0);
     }
-    wait_attached(child, console)
+    wait_attached(child, Attach { console, pipes: our_pipes })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn exec_child(
     st: &ContainerState,
     process: &Process,
@@ -152,6 +163,7 @@ fn exec_child(
     flags: u32,
     chan: &crate::channel::Channel,
     console_socket: Option<OwnedFd>,
+    pipes: Option<[OwnedFd; 3]>,
     preserve_fds: u32,
 ) -> Result<std::convert::Infallible, RuntimeError> {
     match chan.recv::<crate::channel::ToInit>()? {
@@ -214,6 +226,10 @@ fn exec_child(
         console::become_session_leader(s)?;
     }
     drop(slave);
+    if let Some(p) = &pipes {
+        dup_stdio(p)?;
+    }
+    drop(pipes);
     if let Some(sc) = sc {
         if !loaded {
             seccomp::load(sc)?;
@@ -242,45 +258,86 @@ pub fn forwarding_signals() -> Result<OwnedFd, RuntimeError> {
     barge_sys::signal::signalfd(&set).map_err(|e| RuntimeError::io("signalfd", e))
 }
 
+/// How the caller is attached to the container process.
+#[derive(Debug, Default)]
+pub struct Attach {
+    /// Terminal master (proxied to our stdin/stdout).
+    pub console: Option<OwnedFd>,
+    /// Our ends of the stdio pipes: (stdin writer, stdout reader, stderr reader).
+    pub pipes: Option<[OwnedFd; 3]>,
+}
+
+/// Create stdio pipes for a foreground process, so that the container gets
+/// pipes rather than the caller's own files (runc does the same). Returns
+/// (our ends, the container's ends); the container's ends are chowned to
+/// `owner` so a non-root container user can reopen them.
+pub fn stdio_pipes(owner: Option<(u32, u32)>) -> Result<([OwnedFd; 3], [OwnedFd; 3]), RuntimeError> {
+    let mk = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ctx(|| "creating stdio pipes".to_string());
+    let (in_r, in_w) = mk()?;
+    let (out_r, out_w) = mk()?;
+    let (err_r, err_w) = mk()?;
+    if let Some((uid, gid)) = owner {
+        for fd in [&in_r, &out_w, &err_w] {
+            let _ = rustix::fs::fchown(fd, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)));
+        }
+    }
+    Ok(([in_w, out_r, err_r], [in_r, out_w, err_w]))
+}
+
+/// Make the given fds the calling process's stdin, stdout and stderr.
+pub fn dup_stdio(fds: &[OwnedFd; 3]) -> Result<(), RuntimeError> {
+    rustix::stdio::dup2_stdin(fds[0].as_fd()).ctx(|| "dup2 stdin".to_string())?;
+    rustix::stdio::dup2_stdout(fds[1].as_fd()).ctx(|| "dup2 stdout".to_string())?;
+    rustix::stdio::dup2_stderr(fds[2].as_fd()).ctx(|| "dup2 stderr".to_string())?;
+    Ok(())
+}
+
 /// Wait for `pid` (our child or, as subreaper, our descendant), forwarding
-/// signals and proxying the terminal if `console` is set. Returns the exit
-/// code (128+signal for a signal death).
-pub fn wait_attached(pid: i32, console: Option<OwnedFd>) -> Result<i32, RuntimeError> {
+/// signals and proxying the terminal or stdio pipes. Returns the exit code
+/// (128+signal for a signal death).
+pub fn wait_attached(pid: i32, attach: Attach) -> Result<i32, RuntimeError> {
     let sigfd = forwarding_signals()?;
+    let Attach { console, pipes } = attach;
     let _raw = console.as_ref().and_then(|_| RawMode::enter());
     if let Some(c) = &console {
         if let Ok(ws) = rustix::termios::tcgetwinsize(rustix::stdio::stdin()) {
             let _ = rustix::termios::tcsetwinsize(c, ws);
         }
     }
-    let mut stdin_open = console.is_some();
+    let (mut to_child, mut outs): (Option<OwnedFd>, Vec<(OwnedFd, i32)>) = match (console, pipes) {
+        (Some(c), _) => {
+            let dup = rustix::io::fcntl_dupfd_cloexec(&c, 3).ctx(|| "dup of the console".to_string())?;
+            (Some(dup), vec![(c, 1)])
+        }
+        (None, Some([i, o, e])) => (Some(i), vec![(o, 1), (e, 2)]),
+        (None, None) => (None, Vec::new()),
+    };
+    let mut stdin_open = to_child.is_some();
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         if let Some(code) = try_reap(pid)? {
-            if let Some(c) = &console {
-                drain(c, &mut buf);
+            for (fd, dst) in &outs {
+                drain(fd, *dst, &mut buf);
             }
             return Ok(code);
         }
         let mut fds = vec![rustix::event::PollFd::new(&sigfd, rustix::event::PollFlags::IN)];
-        if let Some(c) = &console {
-            fds.push(rustix::event::PollFd::new(c, rustix::event::PollFlags::IN));
-            if stdin_open {
-                fds.push(rustix::event::PollFd::from_borrowed_fd(rustix::stdio::stdin(), rustix::event::PollFlags::IN));
-            }
+        for (fd, _) in &outs {
+            fds.push(rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN));
+        }
+        if stdin_open {
+            fds.push(rustix::event::PollFd::from_borrowed_fd(rustix::stdio::stdin(), rustix::event::PollFlags::IN));
         }
         match rustix::event::poll(&mut fds, None) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(RuntimeError::io("poll", e.into())),
         }
-        let sig_ready = !fds[0].revents().is_empty();
-        let con_ready = fds.get(1).is_some_and(|f| !f.revents().is_empty());
-        let in_ready = fds.get(2).is_some_and(|f| !f.revents().is_empty());
+        let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
         drop(fds);
-        if sig_ready {
+        if ready[0] {
             let sig = barge_sys::signal::read_signal(&sigfd).map_err(|e| RuntimeError::io("reading signals", e))?;
             if sig == libc::SIGWINCH {
-                if let Some(c) = &console {
+                if let Some(c) = &to_child {
                     if let Ok(ws) = rustix::termios::tcgetwinsize(rustix::stdio::stdin()) {
                         let _ = rustix::termios::tcsetwinsize(c, ws);
                     }
@@ -291,30 +348,58 @@ pub fn wait_attached(pid: i32, console: Option<OwnedFd>) -> Result<i32, RuntimeE
                 }
             }
         }
-        if let Some(c) = &console {
-            if con_ready {
-                match rustix::io::read(c, &mut buf) {
-                    Ok(0) | Err(_) => {}
-                    Ok(n) => write_all(rustix::stdio::stdout(), &buf[..n]),
+        let mut closed = Vec::new();
+        for (i, (fd, dst)) in outs.iter().enumerate() {
+            if ready[1 + i] {
+                match rustix::io::read(fd, &mut buf) {
+                    Ok(0) => closed.push(i),
+                    Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
+                    Err(_) => closed.push(i),
+                    Ok(n) => write_all(std_fd(*dst), &buf[..n]),
                 }
             }
-            if in_ready {
-                match rustix::io::read(rustix::stdio::stdin(), &mut buf) {
-                    Ok(0) | Err(_) => stdin_open = false,
-                    Ok(n) => write_all(c.as_fd(), &buf[..n]),
+        }
+        for i in closed.into_iter().rev() {
+            outs.remove(i);
+        }
+        if stdin_open && ready.last().copied().unwrap_or(false) {
+            match rustix::io::read(rustix::stdio::stdin(), &mut buf) {
+                Ok(0) | Err(_) => {
+                    stdin_open = false;
+                    if pipes_mode(&outs) {
+                        to_child = None;
+                    }
+                }
+                Ok(n) => {
+                    if let Some(c) = &to_child {
+                        write_all(c.as_fd(), &buf[..n]);
+                    }
                 }
             }
         }
     }
 }
 
-fn drain(c: &OwnedFd, buf: &mut [u8]) {
+/// In pipe mode (two outputs) closing our stdin closes the child's.
+fn pipes_mode(outs: &[(OwnedFd, i32)]) -> bool {
+    outs.iter().any(|(_, d)| *d == 2)
+}
+
+fn std_fd(n: i32) -> std::os::fd::BorrowedFd<'static> {
+    if n == 2 {
+        rustix::stdio::stderr()
+    } else {
+        rustix::stdio::stdout()
+    }
+}
+
+fn drain(c: &OwnedFd, dst: i32, buf: &mut [u8]) {
     let _ = rustix::fs::fcntl_setfl(c, OFlags::NONBLOCK);
     while let Ok(n) = rustix::io::read(c, &mut *buf) {
         if n == 0 {
             break;
         }
-        write_all(rustix::stdio::stdout(), &buf[..n]);
+        write_all(std_fd(dst), &buf[..n]);
     }
 }
 

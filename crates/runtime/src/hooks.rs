@@ -18,6 +18,18 @@ pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &serde_json::Value)
     Ok(())
 }
 
+/// Run every hook of `kind`; a failure is a warning and the rest still run
+/// (the spec's rule for poststart and poststop).
+pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state: &serde_json::Value) {
+    let Ok(state) = serde_json::to_vec(state) else { return };
+    for (i, hook) in hooks.into_iter().flatten().enumerate() {
+        if let Err(e) = run(kind, i, hook, &state) {
+            tracing::warn!(error = %e, "hook failed");
+            eprintln!("barge-runtime: warning: {e}");
+        }
+    }
+}
+
 fn run(kind: &str, index: usize, hook: &Hook, state: &[u8]) -> Result<(), RuntimeError> {
     let path = hook.path();
     let name = format!("{kind} hook #{index} ({})", path.display());

@@ -35,7 +35,13 @@ pub struct InitArgs<'a> {
     pub no_new_keyring: bool,
     /// (name under /sys/fs/cgroup, host dir, is cgroup2).
     pub cgroup_views: Vec<(String, PathBuf, bool)>,
+    /// stdio pipes to install as fds 0-2 (foreground `run`).
+    pub stdio: Option<[OwnedFd; 3]>,
 }
+
+/// Set once the runtime has been told we are ready: later failures can only
+/// be reported on the container's stderr.
+static READY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 type StepResult<T> = Result<T, (String, RuntimeError)>;
 
@@ -60,9 +66,10 @@ pub fn run(args: InitArgs<'_>) -> ! {
                 step: step.clone(),
                 message: err.to_string(),
             };
-            let sent = chan_fd
-                .map(|fd| Channel::from_fd(fd).send(&msg, &[]).is_ok())
-                .unwrap_or(false);
+            let sent = !READY.load(std::sync::atomic::Ordering::Relaxed)
+                && chan_fd
+                    .map(|fd| Channel::from_fd(fd).send(&msg, &[]).is_ok())
+                    .unwrap_or(false);
             if !sent {
                 // The runtime is gone (after `create` returned): stderr is the
                 // container's, which is where the user looks.
@@ -220,6 +227,10 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
         hooks::run_all("createContainer", h.create_container().as_ref(), &hook_state("created")).step("running createContainer hooks")?;
     }
 
+    // Like runc, a missing working directory is created (as root, 0755).
+    if process.cwd() != Path::new("/") {
+        let _ = rootfs::ensure_target(&ctx.root_fd, process.cwd(), false);
+    }
     rootfs::switch_root(&args.rootfs, args.no_pivot).step("switching to the rootfs")?;
     drop(ctx);
 
@@ -287,11 +298,15 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
         console::become_session_leader(slave).step("setting the controlling terminal")?;
     }
     drop(pty_slave);
+    if let Some(p) = &args.stdio {
+        crate::exec::dup_stdio(p).step("installing stdio")?;
+    }
     barge_sys::close_range_cloexec(3 + args.preserve_fds)
         .map_err(|e| RuntimeError::io("close_range", e))
         .step("closing inherited fds")?;
 
     chan.send(&FromInit::Ready, &[]).step("reporting ready")?;
+    READY.store(true, std::sync::atomic::Ordering::Relaxed);
 
     // Wait for `start`: opening the fifo for writing blocks until a reader
     // comes.

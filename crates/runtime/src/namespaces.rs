@@ -213,3 +213,18 @@ fn run_helper(helper: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<(), Run
     }
     Ok(())
 }
+
+/// The host uid/gid that container ids map to (identity without a user
+/// namespace mapping).
+pub fn host_ids(linux: Option<&Linux>, uid: u32, gid: u32) -> (u32, u32) {
+    let map = |maps: Option<&Vec<LinuxIdMapping>>, id: u32| {
+        maps.into_iter()
+            .flatten()
+            .find(|m| id >= m.container_id() && id - m.container_id() < m.size())
+            .map_or(id, |m| m.host_id() + (id - m.container_id()))
+    };
+    (
+        map(linux.and_then(|l| l.uid_mappings().as_ref()), uid),
+        map(linux.and_then(|l| l.gid_mappings().as_ref()), gid),
+    )
+}

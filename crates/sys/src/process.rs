@@ -174,6 +174,22 @@ pub fn mount_setattr_idmap(
     Ok(())
 }
 
+/// Join a new named session keyring (`KEYCTL_JOIN_SESSION_KEYRING`), so a
+/// container does not share the caller's session keyring.
+pub fn join_session_keyring(name: &str) -> io::Result<i64> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let name =
+        std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: keyctl(JOIN_SESSION_KEYRING) reads a NUL-terminated string
+    // that lives for the duration of the call.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ret)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,20 +213,4 @@ mod tests {
         let current = personality(0xffff_ffff).expect("query");
         assert_eq!(personality(current).expect("set"), current);
     }
-}
-
-/// Join a new named session keyring (`KEYCTL_JOIN_SESSION_KEYRING`), so a
-/// container does not share the caller's session keyring.
-pub fn join_session_keyring(name: &str) -> io::Result<i64> {
-    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
-    let name =
-        std::ffi::CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: keyctl(JOIN_SESSION_KEYRING) reads a NUL-terminated string
-    // that lives for the duration of the call.
-    let ret =
-        unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
-    if ret == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(ret)
 }
