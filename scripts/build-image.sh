@@ -49,8 +49,7 @@ mkdir -p "$NEW"
     install -m 0755 "$BUSYBOX" bin/busybox
     # One symlink per applet (what `busybox --install -s` would create).
     for applet in $("$BUSYBOX" --list-full); do
-        case "$applet" in */busybox) continue ;; esac
-        linuxrc) continue ;;
+        case "$applet" in */busybox | linuxrc) continue ;; esac
         if [ ! -e "$applet" ] && [ ! -L "$applet" ]; then
             mkdir -p "$(dirname "$applet")"
             ln -s /bin/busybox "$applet"
