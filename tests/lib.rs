@@ -41,11 +41,18 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// The runtime binary under test.
+/// The runtime binary under test: `$BARGE_RUNTIME`, else
+/// `$CARGO_TARGET_DIR/release/barge-runtime` (default target dir: `<workspace>/target`).
 pub fn runtime() -> PathBuf {
     match std::env::var_os("BARGE_RUNTIME") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => workspace().join("target/release/barge-runtime"),
+        _ => {
+            // Honour CARGO_TARGET_DIR (inherited from the cargo invocation).
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .filter(|t| !t.is_empty())
+                .map_or_else(|| workspace().join("target"), |t| workspace().join(t));
+            target.join("release/barge-runtime")
+        }
     }
 }
 
