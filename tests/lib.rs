@@ -589,7 +589,12 @@ pub fn inherit_fd(cmd: &mut Command, fd: i32, target: i32) {
     // the child has been spawned.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(fd, target) < 0 {
+            if fd == target {
+                // dup2 onto itself keeps FD_CLOEXEC: clear it instead.
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(fd, target) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
