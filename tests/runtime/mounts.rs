@@ -1,7 +1,9 @@
 //! Mounts: tmpfs options, bind/rbind, ro, propagation, readonly rootfs,
 //! masked and readonly paths.
 
-use barge_integration::{check, host, json, mount_bind, need_root, umount, Container, Value};
+use barge_integration::{
+    check, host, json, mount_bind, need_root, runc_deviation, umount, Container, Value,
+};
 
 fn mount_at<'a>(mounts: &'a Value, dst: &str) -> Option<&'a Value> {
     // The last mount on a mountpoint is the visible one.
@@ -233,4 +235,43 @@ fn writable_rootfs_when_not_readonly_tmpfs_tmp() {
         c.add_mount(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["mode=1777"]}));
     });
     o.ok();
+}
+
+#[test]
+fn idmapped_bind_mount() {
+    need_root!();
+    // Host file owned by 0; container user namespace maps 0 -> 100000.
+    // Without an idmapped mount it shows as the overflow uid 65534; with
+    // the mount's uid/gid mappings it shows as 0.
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("f"), "x").unwrap();
+    let s = src.path().to_string_lossy().into_owned();
+    let map = json!([{"containerID": 0, "hostID": 100_000, "size": 65536}]);
+    let o = check("idmap", &["stat", "/mnt/a/f"], |c| {
+        c.namespaces_mut().push(json!({"type": "user"}));
+        c.config["linux"]["uidMappings"] = map.clone();
+        c.config["linux"]["gidMappings"] = map.clone();
+        let mounts: Vec<_> = c.config["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["destination"] != "/sys/fs/cgroup")
+            .cloned()
+            .collect();
+        c.config["mounts"] = json!(mounts);
+        c.add_mount(json!({"destination": "/mnt/a", "type": "bind", "source": s,
+            "options": ["rbind", "idmap"], "uidMappings": map.clone(), "gidMappings": map.clone()}));
+    });
+    if (!o.success() || o.json()["uid"] != 0)
+        && runc_deviation("runc 1.1 does not support idmapped mounts")
+    {
+        return;
+    }
+    o.ok();
+    let v = o.json();
+    assert_eq!(
+        (v["uid"].as_u64(), v["gid"].as_u64()),
+        (Some(0), Some(0)),
+        "{v}"
+    );
 }

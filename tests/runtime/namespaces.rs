@@ -180,3 +180,35 @@ fn cgroup_namespace() {
         assert_eq!(e["path"], "/", "{e}");
     }
 }
+
+#[test]
+fn time_namespace_offsets() {
+    need_root!();
+    let o = check("timens", &["read", "/proc/uptime"], |c| {
+        c.namespaces_mut().push(json!({"type": "time"}));
+        c.config["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 864_000, "nanosecs": 0}, "boottime": {"secs": 864_000, "nanosecs": 0}});
+    });
+    if !o.success() && runc_deviation("runc 1.1 does not support time namespaces") {
+        return;
+    }
+    o.ok();
+    let up: f64 = o.json()["content"]
+        .as_str()
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.0);
+    assert!(up >= 864_000.0, "boottime offset applied: uptime {up}");
+}
+
+#[test]
+fn no_pivot_root() {
+    need_root!();
+    let mut c = Container::new("nopivot");
+    c.args(&["barge-check", "pid"]);
+    c.write_config();
+    let b = c.bundle_path().to_string_lossy().into_owned();
+    let id = c.id.clone();
+    let o = c.rt_files(&["run", "--no-pivot", "--bundle", &b, &id]);
+    o.ok();
+    assert_eq!(o.json()["pid"], 1, "{o:#?}");
+}
