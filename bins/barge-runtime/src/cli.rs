@@ -351,7 +351,7 @@ pub fn exec_process(root: &Path, a: &ExecCmd) -> Result<Process> {
             for set in [caps.bounding().clone(), caps.effective().clone(), caps.permitted().clone()] {
                 let _ = set;
             }
-            let mut add = |s: Option<oci_spec::runtime::Capabilities>| {
+            let add = |s: Option<oci_spec::runtime::Capabilities>| {
                 let mut s = s.unwrap_or_default();
                 s.insert(cap);
                 Some(s)

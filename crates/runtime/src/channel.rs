@@ -44,6 +44,9 @@ pub enum ToInit {
     Go { idmap: Vec<std::path::PathBuf> },
     /// Maps written (two-step mode).
     MapsDone,
+    /// The init's pid is in every cgroup hierarchy (one-step mode: sent
+    /// after `Go`, so cgroup migration overlaps the init's mount work).
+    CgroupsDone,
     /// Hooks done.
     HooksDone,
     /// Seccomp fd forwarded.

@@ -191,15 +191,30 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
             .ctx(|| "returning to our pid namespace".to_string())?;
     }
 
-    cgroup.add_task(child, cloned_into)?;
     let uid_maps = linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default();
     let gid_maps = linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default();
-    if !plan.two_step() && plan.new_user {
+    if plan.two_step() {
+        // The init forks early in two-step mode: it must be in its cgroups
+        // before that.
+        cgroup.add_task(child, cloned_into)?;
+    } else if plan.new_user {
         namespaces::write_id_maps(child, &uid_maps, &gid_maps)?;
     }
     let (idmap_dests, idmap_fds) = prepare_idmapped_mounts(&spec, child, plan.new_user && !plan.two_step())?;
     let fd_refs: Vec<_> = idmap_fds.iter().map(AsFd::as_fd).collect();
     parent_chan.send(&ToInit::Go { idmap: idmap_dests }, &fd_refs)?;
+    if !plan.two_step() {
+        // Moving a task between v1 cgroups waits for an RCU grace period
+        // (~10 ms here); the init prepares its mounts meanwhile and waits for
+        // `CgroupsDone` before anything that forks, allocates much or runs
+        // user code.
+        if let Err(e) = cgroup.add_task(child, cloned_into) {
+            let _ = parent_chan.send(&ToInit::Abort, &[]);
+            return Err(e.into());
+        }
+        // If the init already failed, its message is read below.
+        let _ = parent_chan.send(&ToInit::CgroupsDone, &[]);
+    }
 
     let mut init_pid = child;
     let mut console = None;
@@ -358,6 +373,16 @@ pub fn start(root: &Path, id: &str) -> Result<ContainerState, RuntimeError> {
     let _ = std::fs::remove_file(&fifo_path);
     if n == 0 {
         return Err(RuntimeError::Init(format!("container {id}: the init exited before start")));
+    }
+    // The init holds the fifo until its exec (close-on-exec): EOF means the
+    // container process runs (or the init died).
+    rustix::fs::fcntl_setfl(&fifo, OFlags::empty()).ctx(|| "fcntl on the exec fifo".to_string())?;
+    loop {
+        match rustix::io::read(&fifo, &mut buf) {
+            Ok(0) => break,
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(RuntimeError::io("reading the exec fifo", e.into())),
+        }
     }
     let mut st = st;
     st.started = true;

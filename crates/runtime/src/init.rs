@@ -141,7 +141,17 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
         let _ = rustix::thread::set_thread_res_gid(root_gid, root_gid, root_gid);
         let _ = rustix::thread::set_thread_res_uid(root_uid, root_uid, root_uid);
     }
+    if plan.new_time {
+        namespaces::unshare_time(linux.and_then(|l| l.time_offsets().as_ref())).step("creating the time namespace")?;
+    }
+    let two_step = plan.two_step();
+    let mut in_cgroups = two_step;
     if plan.new_cgroup {
+        // The cgroup namespace's root is our cgroup at unshare time.
+        if !in_cgroups {
+            expect(chan, "waiting for cgroups")?;
+            in_cgroups = true;
+        }
         namespaces::unshare(libc::CLONE_NEWCGROUP as u64).step("creating the cgroup namespace")?;
     }
 
@@ -208,6 +218,9 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
             .step("setting oom_score_adj")?;
     }
 
+    if !in_cgroups {
+        expect(chan, "waiting for cgroups")?;
+    }
     let hooks = spec.hooks().as_ref();
     let has_runtime_hooks = hooks.is_some_and(|h| {
         h.prestart().as_ref().is_some_and(|v| !v.is_empty()) || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
@@ -320,7 +333,8 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
     .ctx(|| "opening the exec fifo".to_string())
     .step("waiting for start")?;
     rustix::io::write(&fifo, b"0").ctx(|| "writing the exec fifo".to_string()).step("waiting for start")?;
-    drop(fifo);
+    // `fifo` stays open (close-on-exec): `start` sees EOF once we have
+    // executed the container process, and only then runs poststart hooks.
     drop(args.fifo);
     drop(args.chan);
 
@@ -343,6 +357,7 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
         }
     }
     let err = cmd.exec();
+    drop(fifo);
     let msg = format!("exec {}: {err}", exe.display());
     Err(("starting the container process".to_string(), RuntimeError::Other(msg)))
 }

@@ -28,6 +28,7 @@ pub struct NsPlan {
     pub new_cgroup: bool,
     pub new_user: bool,
     pub new_pid: bool,
+    pub new_time: bool,
     pub joins: Vec<JoinNs>,
 }
 
@@ -83,7 +84,13 @@ impl NsPlan {
                         if t == LinuxNamespaceType::Pid {
                             plan.new_pid = true;
                         }
-                        plan.new_flags |= clone_flag(t);
+                        if t == LinuxNamespaceType::Time {
+                            // Unshared by the init, which must write the
+                            // offsets before any process enters it.
+                            plan.new_time = true;
+                        } else {
+                            plan.new_flags |= clone_flag(t);
+                        }
                     }
                 },
             }
@@ -103,6 +110,7 @@ impl NsPlan {
     pub fn has(&self, t: LinuxNamespaceType) -> bool {
         self.joins(t)
             || (t == LinuxNamespaceType::Cgroup && self.new_cgroup)
+            || (t == LinuxNamespaceType::Time && self.new_time)
             || self.new_flags & clone_flag(t) != 0
     }
 
@@ -139,13 +147,27 @@ impl NsPlan {
     }
 }
 
-/// `unshare(2)` the given CLONE_NEW* flags.
+/// `unshare(2)` the given CLONE_NEW* flags (namespaces only).
 pub fn unshare(flags: u64) -> Result<(), RuntimeError> {
     if flags == 0 {
         return Ok(());
     }
-    let flags = UnshareFlags::from_bits_retain(flags as u32);
-    rustix::thread::unshare(flags).ctx(|| format!("unsharing namespaces {flags:?}"))
+    barge_sys::unshare_namespaces(flags as u32).map_err(|e| RuntimeError::io(format!("unsharing namespaces {:?}", UnshareFlags::from_bits_retain(flags as u32)), e))
+}
+
+/// Create the time namespace for our children (and our next exec) with
+/// the spec's clock offsets.
+pub fn unshare_time(offsets: Option<&std::collections::HashMap<String, oci_spec::runtime::LinuxTimeOffset>>) -> Result<(), RuntimeError> {
+    unshare(0x80)?;
+    let mut text = String::new();
+    for (clock, off) in offsets.into_iter().flatten() {
+        text.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+    }
+    if !text.is_empty() {
+        std::fs::write("/proc/self/timens_offsets", &text)
+            .ctx(|| format!("writing time offsets {:?} to /proc/self/timens_offsets", text.trim()))?;
+    }
+    Ok(())
 }
 
 fn map_text(maps: &[LinuxIdMapping]) -> String {

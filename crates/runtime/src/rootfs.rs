@@ -283,9 +283,10 @@ pub fn mount_one(ctx: &MountContext<'_>, m: &Mount) -> Result<(), RuntimeError> 
             rustix::mount::move_mount(
                 fd,
                 "",
-                rustix::fs::CWD,
-                fd_path(&target),
-                rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+                &target,
+                "",
+                rustix::mount::MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH
+                    | rustix::mount::MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
             )
             .ctx(|| format!("attaching the idmapped mount at {}", dest.display()))?;
             return apply_after(ctx, dest, &opts, opts.flags & !MS_BIND, true);

@@ -190,6 +190,30 @@ pub fn join_session_keyring(name: &str) -> io::Result<i64> {
     Ok(ret)
 }
 
+/// `unshare(2)` restricted to namespace flags (`CLONE_NEW*`). Other
+/// unshare flags (`CLONE_FILES`, `CLONE_FS`, …) are refused: they change
+/// process state that Rust code may rely on.
+pub fn unshare_namespaces(flags: u32) -> io::Result<()> {
+    const NS_FLAGS: u32 = (libc::CLONE_NEWNS
+        | libc::CLONE_NEWCGROUP
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUSER
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWNET) as u32
+        | 0x80; // CLONE_NEWTIME
+    if flags & !NS_FLAGS != 0 {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: only namespace flags pass the check above; creating new
+    // namespaces does not invalidate any memory or fd of this process.
+    let ret = unsafe { libc::unshare(flags as libc::c_int) };
+    if ret == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

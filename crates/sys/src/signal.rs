@@ -2,7 +2,7 @@
 //! signals to the container while waiting for it.
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, AsRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// A set of signal numbers.
 #[derive(Clone, Copy)]
@@ -56,7 +56,8 @@ pub fn block(set: &SigSet) -> io::Result<SigSet> {
 /// Replace the calling thread's signal mask with `set`.
 pub fn set_mask(set: &SigSet) -> io::Result<()> {
     // SAFETY: the pointer is a valid sigset_t; the old mask is not wanted.
-    let ret = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &raw const set.0, std::ptr::null_mut()) };
+    let ret =
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &raw const set.0, std::ptr::null_mut()) };
     if ret != 0 {
         return Err(io::Error::from_raw_os_error(ret));
     }
