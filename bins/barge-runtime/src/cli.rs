@@ -9,11 +9,22 @@ use clap::{Args, Parser, Subcommand};
 use oci_spec::runtime::{LinuxResources, Process};
 
 pub const SECCOMP_ACTIONS: &[&str] = &[
-    "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD",
-    "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP",
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_TRAP",
 ];
 pub const SECCOMP_ARCHES: &[&str] = &[
-    "SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM",
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_ARM",
 ];
 
 #[derive(Debug, Parser)]
@@ -277,8 +288,12 @@ pub struct EventsCmd {
 
 /// Parse `5s`, `500ms`, `1m`.
 pub fn parse_duration(s: &str) -> Result<Duration> {
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, "s"), |i| s.split_at(i));
-    let n: u64 = num.parse().with_context(|| format!("invalid duration {s:?}"))?;
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("invalid duration {s:?}"))?;
     Ok(match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
@@ -301,8 +316,12 @@ pub fn parse_size(s: &str) -> Result<i64> {
         Some('t') => (&t[..t.len() - 1], 1 << 40),
         _ => (t, 1),
     };
-    let n: f64 = num.parse().with_context(|| format!("invalid size {s:?}"))?;
-    Ok((n * mult as f64) as i64)
+    let n: i64 = num
+        .trim()
+        .parse()
+        .with_context(|| format!("invalid size {s:?}"))?;
+    n.checked_mul(mult)
+        .with_context(|| format!("size {s:?} is too large"))
 }
 
 /// The process of `exec`: the --process file, or the container's own
@@ -310,8 +329,10 @@ pub fn parse_size(s: &str) -> Result<i64> {
 pub fn exec_process(root: &Path, a: &ExecCmd) -> Result<Process> {
     if let Some(path) = &a.process {
         let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let value: serde_json::Value = serde_json::from_slice(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
-        let p: Process = serde_path_to_error_free(value).with_context(|| format!("{} is not a valid process", path.display()))?;
+        let value: serde_json::Value = serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not valid JSON", path.display()))?;
+        let p: Process = serde_path_to_error_free(value)
+            .with_context(|| format!("{} is not a valid process", path.display()))?;
         return Ok(p);
     }
     if a.command.is_empty() {
@@ -331,8 +352,14 @@ pub fn exec_process(root: &Path, a: &ExecCmd) -> Result<Process> {
     if let Some(user) = &a.user {
         let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
         let mut u = p.user().clone();
-        u.set_uid(uid.parse().with_context(|| format!("invalid uid in --user {user:?}"))?);
-        u.set_gid(gid.parse().with_context(|| format!("invalid gid in --user {user:?}"))?);
+        u.set_uid(
+            uid.parse()
+                .with_context(|| format!("invalid uid in --user {user:?}"))?,
+        );
+        u.set_gid(
+            gid.parse()
+                .with_context(|| format!("invalid gid in --user {user:?}"))?,
+        );
         p.set_user(u);
     }
     if !a.additional_gids.is_empty() {
@@ -346,9 +373,14 @@ pub fn exec_process(root: &Path, a: &ExecCmd) -> Result<Process> {
     if !a.cap.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
         for name in &a.cap {
-            let cap: oci_spec::runtime::Capability = serde_json::from_value(serde_json::Value::String(name.clone()))
-                .with_context(|| format!("unknown capability {name:?}"))?;
-            for set in [caps.bounding().clone(), caps.effective().clone(), caps.permitted().clone()] {
+            let cap: oci_spec::runtime::Capability =
+                serde_json::from_value(serde_json::Value::String(name.clone()))
+                    .with_context(|| format!("unknown capability {name:?}"))?;
+            for set in [
+                caps.bounding().clone(),
+                caps.effective().clone(),
+                caps.permitted().clone(),
+            ] {
                 let _ = set;
             }
             let add = |s: Option<oci_spec::runtime::Capabilities>| {
@@ -390,10 +422,22 @@ pub fn update_resources(a: &UpdateCmd) -> Result<LinuxResources> {
         let mut m = LinuxMemory::default();
         m.set_limit(a.memory.as_deref().map(parse_size).transpose()?);
         m.set_swap(a.memory_swap.as_deref().map(parse_size).transpose()?);
-        m.set_reservation(a.memory_reservation.as_deref().map(parse_size).transpose()?);
+        m.set_reservation(
+            a.memory_reservation
+                .as_deref()
+                .map(parse_size)
+                .transpose()?,
+        );
         r.set_memory(Some(m));
     }
-    if a.cpu_shares.is_some() || a.cpu_period.is_some() || a.cpu_quota.is_some() || a.cpuset_cpus.is_some() || a.cpuset_mems.is_some() || a.cpu_rt_period.is_some() || a.cpu_rt_runtime.is_some() {
+    if a.cpu_shares.is_some()
+        || a.cpu_period.is_some()
+        || a.cpu_quota.is_some()
+        || a.cpuset_cpus.is_some()
+        || a.cpuset_mems.is_some()
+        || a.cpu_rt_period.is_some()
+        || a.cpu_rt_runtime.is_some()
+    {
         let mut c = LinuxCpu::default();
         c.set_shares(a.cpu_shares);
         c.set_period(a.cpu_period);
@@ -433,8 +477,32 @@ mod tests {
 
     #[test]
     fn cli_parses_runc_style() {
-        Cli::try_parse_from(["barge-runtime", "--root", "/tmp/r", "--log-format", "json", "create", "--bundle", "/b", "--pid-file", "/p", "c1"]).unwrap();
-        Cli::try_parse_from(["barge-runtime", "exec", "-t", "--env", "A=1", "c1", "sh", "-c", "echo hi"]).unwrap();
+        Cli::try_parse_from([
+            "barge-runtime",
+            "--root",
+            "/tmp/r",
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/p",
+            "c1",
+        ])
+        .unwrap();
+        Cli::try_parse_from([
+            "barge-runtime",
+            "exec",
+            "-t",
+            "--env",
+            "A=1",
+            "c1",
+            "sh",
+            "-c",
+            "echo hi",
+        ])
+        .unwrap();
         Cli::try_parse_from(["barge-runtime", "kill", "--all", "c1", "KILL"]).unwrap();
         Cli::try_parse_from(["barge-runtime", "ps", "--format", "json", "c1"]).unwrap();
     }

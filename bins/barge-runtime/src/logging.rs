@@ -7,10 +7,20 @@ use crate::cli::Cli;
 
 /// Install the tracing subscriber for --debug/--log.
 pub fn init(cli: &Cli) {
-    let level = if cli.debug { tracing::Level::DEBUG } else { tracing::Level::WARN };
-    let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false);
+    let level = if cli.debug {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::WARN
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false);
     let result = match &cli.log {
-        Some(path) => match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        Some(path) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             Ok(file) => {
                 let file = std::sync::Mutex::new(file);
                 if cli.log_format == "json" {
@@ -30,7 +40,11 @@ pub fn init(cli: &Cli) {
 pub fn error(cli: &Cli, msg: &str) {
     let _ = writeln!(std::io::stderr(), "barge-runtime: {msg}");
     if let Some(path) = &cli.log {
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let time = barge_runtime::util::rfc3339_now();
             let line = if cli.log_format == "json" {
                 serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()

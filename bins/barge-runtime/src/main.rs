@@ -6,6 +6,7 @@
 mod cli;
 mod logging;
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -52,7 +53,10 @@ fn default_root() -> PathBuf {
     } else if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
         Path::new(&dir).join("barge-runtime")
     } else {
-        PathBuf::from(format!("/tmp/barge-runtime-{}", rustix::process::geteuid().as_raw()))
+        PathBuf::from(format!(
+            "/tmp/barge-runtime-{}",
+            rustix::process::geteuid().as_raw()
+        ))
     }
 }
 
@@ -69,7 +73,11 @@ fn run(cli: &Cli) -> Result<u8> {
             selfclone::ensure_cloned()?;
             let mut opts = create_options(&root, cli, &a.common);
             let spec = barge_oci::load_config(&opts.bundle)?;
-            let terminal = spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+            let terminal = spec
+                .process()
+                .as_ref()
+                .and_then(oci_spec::runtime::Process::terminal)
+                .unwrap_or(false);
             if terminal && a.detach && opts.console_socket.is_none() {
                 bail!("cannot allocate a tty if barge-runtime will detach without setting --console-socket");
             }
@@ -80,7 +88,11 @@ fn run(cli: &Cli) -> Result<u8> {
             }
             // Block signals before the init exists so none is lost; the init
             // clears its mask before exec.
-            let sigfd = if a.detach { None } else { Some(exec::forwarding_signals()?) };
+            let sigfd = if a.detach {
+                None
+            } else {
+                Some(exec::forwarding_signals()?)
+            };
             let created = container::create(&opts)?;
             if let Err(e) = container::start(&root, &opts.id) {
                 let _ = container::delete(&root, &opts.id, true);
@@ -90,7 +102,10 @@ fn run(cli: &Cli) -> Result<u8> {
                 return Ok(0);
             }
             drop(sigfd);
-            let attach = exec::Attach { console: created.console, pipes: created.pipes };
+            let attach = exec::Attach {
+                console: created.console,
+                pipes: created.pipes,
+            };
             let code = exec::wait_attached(created.state.pid, attach)?;
             if !a.keep {
                 container::delete(&root, &opts.id, true)?;
@@ -139,18 +154,31 @@ fn run(cli: &Cli) -> Result<u8> {
             if args.is_empty() {
                 args.push("-ef".into());
             }
-            let out = std::process::Command::new("ps").args(&args).output().context("running ps")?;
+            let out = std::process::Command::new("ps")
+                .args(&args)
+                .output()
+                .context("running ps")?;
             if !out.status.success() {
-                bail!("ps {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+                bail!(
+                    "ps {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
             }
             let text = String::from_utf8_lossy(&out.stdout);
             let mut lines = text.lines();
             let header = lines.next().unwrap_or_default();
-            let pid_col = header.split_whitespace().position(|h| h == "PID").context("ps output has no PID column")?;
+            let pid_col = header
+                .split_whitespace()
+                .position(|h| h == "PID")
+                .context("ps output has no PID column")?;
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "{header}")?;
             for line in lines {
-                let pid: Option<i32> = line.split_whitespace().nth(pid_col).and_then(|p| p.parse().ok());
+                let pid: Option<i32> = line
+                    .split_whitespace()
+                    .nth(pid_col)
+                    .and_then(|p| p.parse().ok());
                 if pid.is_some_and(|p| pids.contains(&p)) {
                     writeln!(stdout, "{line}")?;
                 }
@@ -174,9 +202,23 @@ fn run(cli: &Cli) -> Result<u8> {
             } else if a.format == "json" {
                 println!("{}", serde_json::to_string(&entries)?);
             } else {
-                let mut rows = vec![["ID".to_string(), "PID".into(), "STATUS".into(), "BUNDLE".into(), "CREATED".into(), "OWNER".into()]];
+                let mut rows = vec![[
+                    "ID".to_string(),
+                    "PID".into(),
+                    "STATUS".into(),
+                    "BUNDLE".into(),
+                    "CREATED".into(),
+                    "OWNER".into(),
+                ]];
                 for e in &entries {
-                    rows.push([e.id.clone(), e.pid.to_string(), e.status.clone(), e.bundle.display().to_string(), e.created.clone(), e.owner.clone()]);
+                    rows.push([
+                        e.id.clone(),
+                        e.pid.to_string(),
+                        e.status.clone(),
+                        e.bundle.display().to_string(),
+                        e.created.clone(),
+                        e.owner.clone(),
+                    ]);
                 }
                 print_table(&rows);
             }
@@ -189,11 +231,18 @@ fn run(cli: &Cli) -> Result<u8> {
                 bail!("File {} exists. Remove it first", path.display());
             }
             let spec = barge_oci::default::spec(a.rootless);
-            std::fs::write(&path, serde_json::to_string_pretty(&spec)?).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(&path, serde_json::to_string_pretty(&spec)?)
+                .with_context(|| format!("writing {}", path.display()))?;
             Ok(0)
         }
         Command::Features => {
-            println!("{}", serde_json::to_string_pretty(&barge_oci::features::features(cli::SECCOMP_ACTIONS, cli::SECCOMP_ARCHES))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&barge_oci::features::features(
+                    cli::SECCOMP_ACTIONS,
+                    cli::SECCOMP_ARCHES
+                ))?
+            );
             Ok(0)
         }
         Command::Update(a) => {
@@ -260,7 +309,7 @@ fn print_table(rows: &[[String; 6]]) {
             if i + 1 == r.len() {
                 line.push_str(c);
             } else {
-                line.push_str(&format!("{c:<w$}   ", w = widths[i]));
+                let _ = write!(line, "{c:<w$}   ", w = widths[i]);
             }
         }
         let _ = writeln!(out, "{line}");

@@ -49,7 +49,8 @@ pub fn apply_user_and_caps(
 
     // Bounding set: drop everything not listed.
     if capabilities.is_some() {
-        let current = caps::read(None, CapSet::Bounding).map_err(|e| err("reading the bounding set", e))?;
+        let current =
+            caps::read(None, CapSet::Bounding).map_err(|e| err("reading the bounding set", e))?;
         for cap in current.difference(&bounding) {
             caps::drop(None, CapSet::Bounding, *cap)
                 .map_err(|e| err(&format!("dropping {cap} from the bounding set"), e))?;
@@ -79,10 +80,14 @@ pub fn apply_user_and_caps(
 
     if capabilities.is_some() {
         // Permitted first (effective must stay a subset of it).
-        caps::set(None, CapSet::Effective, &CapsHashSet::new()).map_err(|e| err("clearing effective capabilities", e))?;
-        caps::set(None, CapSet::Inheritable, &inheritable).map_err(|e| err("setting inheritable capabilities", e))?;
-        caps::set(None, CapSet::Permitted, &permitted).map_err(|e| err("setting permitted capabilities", e))?;
-        caps::set(None, CapSet::Effective, &effective).map_err(|e| err("setting effective capabilities", e))?;
+        caps::set(None, CapSet::Effective, &CapsHashSet::new())
+            .map_err(|e| err("clearing effective capabilities", e))?;
+        caps::set(None, CapSet::Inheritable, &inheritable)
+            .map_err(|e| err("setting inheritable capabilities", e))?;
+        caps::set(None, CapSet::Permitted, &permitted)
+            .map_err(|e| err("setting permitted capabilities", e))?;
+        caps::set(None, CapSet::Effective, &effective)
+            .map_err(|e| err("setting effective capabilities", e))?;
         caps::clear(None, CapSet::Ambient).map_err(|e| err("clearing ambient capabilities", e))?;
         for cap in &ambient {
             // Ambient needs the cap in permitted and inheritable; runc

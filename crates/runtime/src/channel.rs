@@ -80,15 +80,24 @@ impl Channel {
     }
 
     /// Send a message, with fds attached.
-    pub fn send<T: Serialize>(&self, msg: &T, fds: &[std::os::fd::BorrowedFd<'_>]) -> Result<(), RuntimeError> {
+    pub fn send<T: Serialize>(
+        &self,
+        msg: &T,
+        fds: &[std::os::fd::BorrowedFd<'_>],
+    ) -> Result<(), RuntimeError> {
         let bytes = serde_json::to_vec(msg).map_err(|e| RuntimeError::Other(e.to_string()))?;
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(4))];
         let mut ancillary = SendAncillaryBuffer::new(&mut space);
         if !fds.is_empty() && !ancillary.push(SendAncillaryMessage::ScmRights(fds)) {
             return Err(RuntimeError::Other("too many fds for one message".into()));
         }
-        sendmsg(&self.fd, &[IoSlice::new(&bytes)], &mut ancillary, SendFlags::NOSIGNAL)
-            .map_err(|e| RuntimeError::io("sending on the sync socket", e.into()))?;
+        sendmsg(
+            &self.fd,
+            &[IoSlice::new(&bytes)],
+            &mut ancillary,
+            SendFlags::NOSIGNAL,
+        )
+        .map_err(|e| RuntimeError::io("sending on the sync socket", e.into()))?;
         Ok(())
     }
 

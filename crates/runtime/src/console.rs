@@ -25,15 +25,23 @@ pub struct Pty {
 /// instance, so the slave lives in the container).
 pub fn open_pty(rootfs: &Path) -> Result<Pty, RuntimeError> {
     let ptmx = rootfs.join("dev/pts/ptmx");
-    let master = rustix::fs::open(&ptmx, OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| format!("opening {}", ptmx.display()))?;
+    let master = rustix::fs::open(
+        &ptmx,
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("opening {}", ptmx.display()))?;
     rustix::pty::unlockpt(&master).ctx(|| "unlockpt".to_string())?;
     let name = rustix::pty::ptsname(&master, Vec::new()).ctx(|| "ptsname".to_string())?;
     let name = name.to_string_lossy();
     let n = name.rsplit('/').next().unwrap_or_default().to_string();
     let slave_path = rootfs.join(format!("dev/pts/{n}"));
-    let slave = rustix::fs::open(&slave_path, OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| format!("opening {}", slave_path.display()))?;
+    let slave = rustix::fs::open(
+        &slave_path,
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("opening {}", slave_path.display()))?;
     Ok(Pty {
         master,
         slave,
@@ -59,8 +67,13 @@ pub fn send_master(socket: BorrowedFd<'_>, master: BorrowedFd<'_>) -> Result<(),
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut anc = SendAncillaryBuffer::new(&mut space);
     anc.push(SendAncillaryMessage::ScmRights(&fds));
-    sendmsg(socket, &[IoSlice::new(b"/dev/ptmx")], &mut anc, SendFlags::NOSIGNAL)
-        .ctx(|| "sending the console master over --console-socket".to_string())?;
+    sendmsg(
+        socket,
+        &[IoSlice::new(b"/dev/ptmx")],
+        &mut anc,
+        SendFlags::NOSIGNAL,
+    )
+    .ctx(|| "sending the console master over --console-socket".to_string())?;
     Ok(())
 }
 
@@ -73,8 +86,10 @@ pub fn connect_socket(path: &Path) -> Result<OwnedFd, RuntimeError> {
         None,
     )
     .ctx(|| "creating the console socket".to_string())?;
-    let addr = rustix::net::SocketAddrUnix::new(path).ctx(|| format!("console socket path {}", path.display()))?;
-    rustix::net::connect(&sock, &addr).ctx(|| format!("connecting to the console socket {}", path.display()))?;
+    let addr = rustix::net::SocketAddrUnix::new(path)
+        .ctx(|| format!("console socket path {}", path.display()))?;
+    rustix::net::connect(&sock, &addr)
+        .ctx(|| format!("connecting to the console socket {}", path.display()))?;
     Ok(sock)
 }
 

@@ -75,28 +75,48 @@ impl Drop for Cleanup<'_> {
 /// `start`.
 pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
     barge_oci::validate_id(&opts.id)?;
-    let bundle = std::fs::canonicalize(&opts.bundle).ctx(|| format!("bundle {}", opts.bundle.display()))?;
+    let bundle =
+        std::fs::canonicalize(&opts.bundle).ctx(|| format!("bundle {}", opts.bundle.display()))?;
     let spec = barge_oci::load_config(&bundle)?;
     barge_oci::validate(&spec, &bundle)?;
     if let Some(sc) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         seccomp::check(sc)?;
     }
-    let root_path = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
-    let rootfs = if root_path.is_absolute() { root_path } else { bundle.join(root_path) };
+    let root_path = spec
+        .root()
+        .as_ref()
+        .map(|r| r.path().clone())
+        .unwrap_or_default();
+    let rootfs = if root_path.is_absolute() {
+        root_path
+    } else {
+        bundle.join(root_path)
+    };
     let rootfs = std::fs::canonicalize(&rootfs).ctx(|| format!("rootfs {}", rootfs.display()))?;
     // Open namespace paths before creating anything, so a bad path leaves
     // nothing behind.
     let plan = NsPlan::from_spec(spec.linux().as_ref())?;
-    let console_socket = opts.console_socket.as_deref().map(crate::console::connect_socket).transpose()?;
+    let console_socket = opts
+        .console_socket
+        .as_deref()
+        .map(crate::console::connect_socket)
+        .transpose()?;
 
     create_dir_secure(&opts.root)?;
     let dir = state::dir(&opts.root, &opts.id);
     match std::fs::create_dir(&dir) {
         Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(RuntimeError::Exists(opts.id.clone())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(RuntimeError::Exists(opts.id.clone()))
+        }
         Err(e) => return Err(RuntimeError::io(format!("creating {}", dir.display()), e)),
     }
-    let mut cleanup = Cleanup { dir: &dir, cgroup: None, pid: None, armed: true };
+    let mut cleanup = Cleanup {
+        dir: &dir,
+        cgroup: None,
+        pid: None,
+        armed: true,
+    };
 
     let linux = spec.linux().as_ref();
     let rootless = !rustix::process::geteuid().is_root();
@@ -122,13 +142,18 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
         .ctx(|| format!("creating {}", fifo_path.display()))?;
     // Any container user must be able to open it for writing (the init may
     // have switched users or sit in a user namespace by then); umask aside.
-    rustix::fs::chmod(&fifo_path, Mode::from_raw_mode(0o622)).ctx(|| format!("chmod {}", fifo_path.display()))?;
+    rustix::fs::chmod(&fifo_path, Mode::from_raw_mode(0o622))
+        .ctx(|| format!("chmod {}", fifo_path.display()))?;
     let fifo = rustix::fs::open(&fifo_path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
         .ctx(|| format!("opening {}", fifo_path.display()))?;
 
     let (parent_chan, child_chan) = channel::pair()?;
     let (our_pipes, child_pipes) = if opts.stdio_pipes {
-        let user = spec.process().as_ref().map(|p| p.user().clone()).unwrap_or_default();
+        let user = spec
+            .process()
+            .as_ref()
+            .map(|p| p.user().clone())
+            .unwrap_or_default();
         let owner = namespaces::host_ids(linux, user.uid(), user.gid());
         let (a, b) = crate::exec::stdio_pipes(Some(owner))?;
         (Some(a), Some(b))
@@ -140,13 +165,19 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
 
     // A joined pid namespace applies to our next child; restore ours after.
     let own_pid_ns = if plan.pid_join().is_some() {
-        Some(std::fs::File::open("/proc/self/ns/pid").ctx(|| "opening /proc/self/ns/pid".to_string())?)
+        Some(
+            std::fs::File::open("/proc/self/ns/pid")
+                .ctx(|| "opening /proc/self/ns/pid".to_string())?,
+        )
     } else {
         None
     };
     plan.enter_pid_for_children()?;
     let flags = if plan.two_step() { 0 } else { plan.new_flags };
-    let mut args = barge_sys::CloneArgs { flags, cgroup: clone_fd.as_ref().map(AsFd::as_fd) };
+    let mut args = barge_sys::CloneArgs {
+        flags,
+        cgroup: clone_fd.as_ref().map(AsFd::as_fd),
+    };
     let mut cloned_into = clone_fd.is_some();
     let fork = match barge_sys::clone3(&args) {
         Err(e) if cloned_into => {
@@ -187,12 +218,19 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
     drop(console_socket);
     cleanup.pid = Some(child);
     if let Some(ns) = &own_pid_ns {
-        rustix::thread::move_into_link_name_space(ns.as_fd(), Some(rustix::thread::LinkNameSpaceType::ProcessID))
-            .ctx(|| "returning to our pid namespace".to_string())?;
+        rustix::thread::move_into_link_name_space(
+            ns.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::ProcessID),
+        )
+        .ctx(|| "returning to our pid namespace".to_string())?;
     }
 
-    let uid_maps = linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default();
-    let gid_maps = linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default();
+    let uid_maps = linux
+        .and_then(|l| l.uid_mappings().clone())
+        .unwrap_or_default();
+    let gid_maps = linux
+        .and_then(|l| l.gid_mappings().clone())
+        .unwrap_or_default();
     if plan.two_step() {
         // The init forks early in two-step mode: it must be in its cgroups
         // before that.
@@ -200,7 +238,8 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
     } else if plan.new_user {
         namespaces::write_id_maps(child, &uid_maps, &gid_maps)?;
     }
-    let (idmap_dests, idmap_fds) = prepare_idmapped_mounts(&spec, child, plan.new_user && !plan.two_step())?;
+    let (idmap_dests, idmap_fds) =
+        prepare_idmapped_mounts(&spec, child, plan.new_user && !plan.two_step())?;
     let fd_refs: Vec<_> = idmap_fds.iter().map(AsFd::as_fd).collect();
     parent_chan.send(&ToInit::Go { idmap: idmap_dests }, &fd_refs)?;
     if !plan.two_step() {
@@ -234,7 +273,9 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
     loop {
         let Some((msg, mut fds)) = parent_chan.recv::<FromInit>()? else {
             let why = reap_status(init_pid);
-            return Err(RuntimeError::Init(format!("the container init exited unexpectedly ({why})")));
+            return Err(RuntimeError::Init(format!(
+                "the container init exited unexpectedly ({why})"
+            )));
         };
         match msg {
             FromInit::WriteMaps { pid } => {
@@ -242,7 +283,10 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
                 parent_chan.send(&ToInit::MapsDone, &[])?;
             }
             FromInit::InitPid { pid } => {
-                let _ = rustix::process::waitpid(rustix::process::Pid::from_raw(child), rustix::process::WaitOptions::empty());
+                let _ = rustix::process::waitpid(
+                    rustix::process::Pid::from_raw(child),
+                    rustix::process::WaitOptions::empty(),
+                );
                 init_pid = pid;
                 cleanup.pid = Some(pid);
                 st.pid = pid;
@@ -250,8 +294,18 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
             FromInit::RunHooks => {
                 let state_json = st.oci_state(Status::Creating);
                 let hooks = spec.hooks().as_ref();
-                let res = hooks::run_all("prestart", hooks.and_then(|h| h.prestart().as_ref()), &state_json)
-                    .and_then(|()| hooks::run_all("createRuntime", hooks.and_then(|h| h.create_runtime().as_ref()), &state_json));
+                let res = hooks::run_all(
+                    "prestart",
+                    hooks.and_then(|h| h.prestart().as_ref()),
+                    &state_json,
+                )
+                .and_then(|()| {
+                    hooks::run_all(
+                        "createRuntime",
+                        hooks.and_then(|h| h.create_runtime().as_ref()),
+                        &state_json,
+                    )
+                });
                 if let Err(e) = res {
                     let _ = parent_chan.send(&ToInit::Abort, &[]);
                     return Err(e);
@@ -259,12 +313,18 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
                 parent_chan.send(&ToInit::HooksDone, &[])?;
             }
             FromInit::SeccompFd => {
-                let fd = fds.pop().ok_or_else(|| RuntimeError::Init("seccomp fd missing".into()))?;
+                let fd = fds
+                    .pop()
+                    .ok_or_else(|| RuntimeError::Init("seccomp fd missing".into()))?;
                 let sc = linux.and_then(|l| l.seccomp().as_ref());
                 if let Some(path) = sc.and_then(|s| s.listener_path().as_ref()) {
-                    let meta = sc.and_then(|s| s.listener_metadata().clone()).unwrap_or_default();
+                    let meta = sc
+                        .and_then(|s| s.listener_metadata().clone())
+                        .unwrap_or_default();
                     let state_json = st.oci_state(Status::Creating);
-                    if let Err(e) = seccomp::send_to_listener(path, &meta, &state_json, init_pid, fd.as_fd()) {
+                    if let Err(e) =
+                        seccomp::send_to_listener(path, &meta, &state_json, init_pid, fd.as_fd())
+                    {
                         let _ = parent_chan.send(&ToInit::Abort, &[]);
                         return Err(e.into());
                     }
@@ -279,17 +339,25 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
             }
         }
     }
-    st.start_time = util::proc_stat(init_pid).map(|s| s.start_time).unwrap_or(0);
+    st.start_time = util::proc_stat(init_pid).map_or(0, |s| s.start_time);
     st.save(&opts.root)?;
     if let Some(pf) = &opts.pid_file {
         util::write_atomic(pf, init_pid.to_string().as_bytes())?;
     }
     cleanup.armed = false;
-    Ok(Created { state: st, console, is_child: init_pid == child, pipes: our_pipes })
+    Ok(Created {
+        state: st,
+        console,
+        is_child: init_pid == child,
+        pipes: our_pipes,
+    })
 }
 
 fn reap_status(pid: i32) -> String {
-    match rustix::process::waitpid(rustix::process::Pid::from_raw(pid), rustix::process::WaitOptions::empty()) {
+    match rustix::process::waitpid(
+        rustix::process::Pid::from_raw(pid),
+        rustix::process::WaitOptions::empty(),
+    ) {
         Ok(Some((_, st))) => {
             if let Some(code) = st.exit_status() {
                 format!("exit status {code}")
@@ -305,25 +373,39 @@ fn reap_status(pid: i32) -> String {
 
 /// Idmapped bind mounts are built here (they need host privileges) from
 /// the init's user namespace and passed to it as detached mounts.
-fn prepare_idmapped_mounts(spec: &Spec, child: i32, userns_ready: bool) -> Result<(Vec<PathBuf>, Vec<OwnedFd>), RuntimeError> {
+fn prepare_idmapped_mounts(
+    spec: &Spec,
+    child: i32,
+    userns_ready: bool,
+) -> Result<(Vec<PathBuf>, Vec<OwnedFd>), RuntimeError> {
     let mut dests = Vec::new();
     let mut fds = Vec::new();
     for m in spec.mounts().iter().flatten() {
         let opts = crate::rootfs::parse_options(m.options().as_deref().unwrap_or(&[]));
-        let Some(recursive) = opts.idmap else { continue };
+        let Some(recursive) = opts.idmap else {
+            continue;
+        };
         if !userns_ready {
             return Err(RuntimeError::Other(format!(
                 "idmapped mount at {} needs a new user namespace created by the runtime",
                 m.destination().display()
             )));
         }
-        let src = m.source().as_deref().ok_or_else(|| RuntimeError::Other(format!("idmapped mount at {} has no source", m.destination().display())))?;
-        let mut flags = rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC;
+        let src = m.source().as_deref().ok_or_else(|| {
+            RuntimeError::Other(format!(
+                "idmapped mount at {} has no source",
+                m.destination().display()
+            ))
+        })?;
+        let mut flags = rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
+            | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC;
         if recursive || opts.flags & libc::MS_REC != 0 {
             flags |= rustix::mount::OpenTreeFlags::AT_RECURSIVE;
         }
-        let tree = rustix::mount::open_tree(rustix::fs::CWD, src, flags).ctx(|| format!("open_tree {}", src.display()))?;
-        let userns = std::fs::File::open(format!("/proc/{child}/ns/user")).ctx(|| format!("opening /proc/{child}/ns/user"))?;
+        let tree = rustix::mount::open_tree(rustix::fs::CWD, src, flags)
+            .ctx(|| format!("open_tree {}", src.display()))?;
+        let userns = std::fs::File::open(format!("/proc/{child}/ns/user"))
+            .ctx(|| format!("opening /proc/{child}/ns/user"))?;
         barge_sys::mount_setattr_idmap(tree.as_fd(), userns.as_fd(), recursive)
             .map_err(|e| RuntimeError::io(format!("idmapping {}", src.display()), e))?;
         dests.push(m.destination().clone());
@@ -347,32 +429,53 @@ pub fn start(root: &Path, id: &str) -> Result<ContainerState, RuntimeError> {
     let st = ContainerState::load(root, id)?;
     let status = st.status(root);
     if status != Status::Created {
-        return Err(RuntimeError::BadStatus { id: id.into(), status: status.to_string(), action: "start", wanted: "created" });
+        return Err(RuntimeError::BadStatus {
+            id: id.into(),
+            status: status.to_string(),
+            action: "start",
+            wanted: "created",
+        });
     }
     let fifo_path = state::dir(root, id).join(EXEC_FIFO);
-    let fifo = rustix::fs::open(&fifo_path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| format!("opening {}", fifo_path.display()))?;
+    let fifo = rustix::fs::open(
+        &fifo_path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("opening {}", fifo_path.display()))?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let mut pfd = [rustix::event::PollFd::new(&fifo, rustix::event::PollFlags::IN)];
-        let timeout = rustix::event::Timespec { tv_sec: 0, tv_nsec: 100_000_000 };
+        let mut pfd = [rustix::event::PollFd::new(
+            &fifo,
+            rustix::event::PollFlags::IN,
+        )];
+        let timeout = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 100_000_000,
+        };
         match rustix::event::poll(&mut pfd, Some(&timeout)) {
             Ok(0) | Err(rustix::io::Errno::INTR) => {}
             Ok(_) => break,
             Err(e) => return Err(RuntimeError::io("polling the exec fifo", e.into())),
         }
         if !util::process_alive(st.pid, st.start_time) {
-            return Err(RuntimeError::Init(format!("container {id}: the init exited before start")));
+            return Err(RuntimeError::Init(format!(
+                "container {id}: the init exited before start"
+            )));
         }
         if Instant::now() > deadline {
-            return Err(RuntimeError::Init(format!("container {id}: the init did not answer start within 30s")));
+            return Err(RuntimeError::Init(format!(
+                "container {id}: the init did not answer start within 30s"
+            )));
         }
     }
     let mut buf = [0u8; 1];
     let n = rustix::io::read(&fifo, &mut buf).ctx(|| "reading the exec fifo".to_string())?;
     let _ = std::fs::remove_file(&fifo_path);
     if n == 0 {
-        return Err(RuntimeError::Init(format!("container {id}: the init exited before start")));
+        return Err(RuntimeError::Init(format!(
+            "container {id}: the init exited before start"
+        )));
     }
     // The init holds the fifo until its exec (close-on-exec): EOF means the
     // container process runs (or the init died).
@@ -387,7 +490,14 @@ pub fn start(root: &Path, id: &str) -> Result<ContainerState, RuntimeError> {
     let mut st = st;
     st.started = true;
     let state_json = st.oci_state(Status::Running);
-    hooks::run_all_warn("poststart", st.config.hooks().as_ref().and_then(|h| h.poststart().as_ref()), &state_json);
+    hooks::run_all_warn(
+        "poststart",
+        st.config
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststart().as_ref()),
+        &state_json,
+    );
     Ok(st)
 }
 
@@ -404,7 +514,12 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<(), Runtime
     let st = ContainerState::load(root, id)?;
     let status = st.status(root);
     if status == Status::Stopped && !all {
-        return Err(RuntimeError::BadStatus { id: id.into(), status: status.to_string(), action: "kill", wanted: "running, created or paused" });
+        return Err(RuntimeError::BadStatus {
+            id: id.into(),
+            status: status.to_string(),
+            action: "kill",
+            wanted: "running, created or paused",
+        });
     }
     if all {
         return Ok(st.cgroup.kill_all(signal)?);
@@ -413,24 +528,35 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<(), Runtime
 }
 
 fn signal_pid(pid: i32, signal: i32) -> Result<(), RuntimeError> {
-    let p = rustix::process::Pid::from_raw(pid).ok_or_else(|| RuntimeError::Other(format!("invalid pid {pid}")))?;
-    let pidfd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ctx(|| format!("pidfd_open({pid})"))?;
+    let p = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| RuntimeError::Other(format!("invalid pid {pid}")))?;
+    let pidfd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+        .ctx(|| format!("pidfd_open({pid})"))?;
     // SAFETY-free: signal numbers come from `parse_signal`, validated.
     let sig = rustix::process::Signal::from_named_raw(signal)
         .ok_or_else(|| RuntimeError::Signal(signal.to_string()))?;
-    rustix::process::pidfd_send_signal(&pidfd, sig).ctx(|| format!("sending signal {signal} to pid {pid}"))
+    rustix::process::pidfd_send_signal(&pidfd, sig)
+        .ctx(|| format!("sending signal {signal} to pid {pid}"))
 }
 
 /// Wait until `pid` exits (it need not be our child).
 pub fn wait_exit(pid: i32, timeout: Duration) -> bool {
-    let Some(p) = rustix::process::Pid::from_raw(pid) else { return true };
+    let Some(p) = rustix::process::Pid::from_raw(pid) else {
+        return true;
+    };
     let Ok(pidfd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) else {
         return true;
     };
     let deadline = Instant::now() + timeout;
     loop {
-        let mut pfd = [rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN)];
-        let ts = rustix::event::Timespec { tv_sec: 0, tv_nsec: 50_000_000 };
+        let mut pfd = [rustix::event::PollFd::new(
+            &pidfd,
+            rustix::event::PollFlags::IN,
+        )];
+        let ts = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 50_000_000,
+        };
         if let Ok(n) = rustix::event::poll(&mut pfd, Some(&ts)) {
             if n > 0 {
                 return true;
@@ -459,26 +585,41 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), RuntimeError> {
     let status = st.status(root);
     match status {
         Status::Running | Status::Paused if !force => {
-            return Err(RuntimeError::BadStatus { id: id.into(), status: status.to_string(), action: "delete", wanted: "stopped (or use --force)" });
+            return Err(RuntimeError::BadStatus {
+                id: id.into(),
+                status: status.to_string(),
+                action: "delete",
+                wanted: "stopped (or use --force)",
+            });
         }
         Status::Stopped => {}
         _ => {
             let _ = st.cgroup.kill_all(libc::SIGKILL);
             let _ = signal_pid(st.pid, libc::SIGKILL);
             if !wait_exit(st.pid, Duration::from_secs(10)) {
-                return Err(RuntimeError::Other(format!("container {id}: init pid {} did not exit after SIGKILL", st.pid)));
+                return Err(RuntimeError::Other(format!(
+                    "container {id}: init pid {} did not exit after SIGKILL",
+                    st.pid
+                )));
             }
         }
     }
     // Without a pid namespace, other processes may outlive the init.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while st.cgroup.pids().map(|p| !p.is_empty()).unwrap_or(false) && Instant::now() < deadline {
+    while st.cgroup.pids().is_ok_and(|p| !p.is_empty()) && Instant::now() < deadline {
         let _ = st.cgroup.kill_all(libc::SIGKILL);
         std::thread::sleep(Duration::from_millis(10));
     }
     st.cgroup.destroy()?;
     let state_json = st.oci_state(Status::Stopped);
-    hooks::run_all_warn("poststop", st.config.hooks().as_ref().and_then(|h| h.poststop().as_ref()), &state_json);
+    hooks::run_all_warn(
+        "poststop",
+        st.config
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststop().as_ref()),
+        &state_json,
+    );
     std::fs::remove_dir_all(&dir).ctx(|| format!("removing {}", dir.display()))
 }
 
@@ -487,7 +628,12 @@ pub fn pause(root: &Path, id: &str) -> Result<(), RuntimeError> {
     let st = ContainerState::load(root, id)?;
     let status = st.status(root);
     if status != Status::Running {
-        return Err(RuntimeError::BadStatus { id: id.into(), status: status.to_string(), action: "pause", wanted: "running" });
+        return Err(RuntimeError::BadStatus {
+            id: id.into(),
+            status: status.to_string(),
+            action: "pause",
+            wanted: "running",
+        });
     }
     Ok(st.cgroup.freeze()?)
 }
@@ -497,7 +643,12 @@ pub fn resume(root: &Path, id: &str) -> Result<(), RuntimeError> {
     let st = ContainerState::load(root, id)?;
     let status = st.status(root);
     if status != Status::Paused {
-        return Err(RuntimeError::BadStatus { id: id.into(), status: status.to_string(), action: "resume", wanted: "paused" });
+        return Err(RuntimeError::BadStatus {
+            id: id.into(),
+            status: status.to_string(),
+            action: "resume",
+            wanted: "paused",
+        });
     }
     Ok(st.cgroup.thaw()?)
 }
@@ -507,7 +658,12 @@ pub fn update(root: &Path, id: &str, resources: &LinuxResources) -> Result<(), R
     let mut st = ContainerState::load(root, id)?;
     let status = st.status(root);
     if status == Status::Stopped {
-        return Err(RuntimeError::BadStatus { id: id.into(), status: status.to_string(), action: "update", wanted: "running, created or paused" });
+        return Err(RuntimeError::BadStatus {
+            id: id.into(),
+            status: status.to_string(),
+            action: "update",
+            wanted: "running, created or paused",
+        });
     }
     st.cgroup.update(resources)?;
     if let Some(linux) = st.config.linux_mut() {
@@ -518,13 +674,27 @@ pub fn update(root: &Path, id: &str, resources: &LinuxResources) -> Result<(), R
 }
 
 fn merge_resources(mut old: LinuxResources, new: &LinuxResources) -> LinuxResources {
-    if new.memory().is_some() { old.set_memory(new.memory().clone()); }
-    if new.cpu().is_some() { old.set_cpu(new.cpu().clone()); }
-    if new.pids().is_some() { old.set_pids(new.pids().clone()); }
-    if new.block_io().is_some() { old.set_block_io(new.block_io().clone()); }
-    if new.hugepage_limits().is_some() { old.set_hugepage_limits(new.hugepage_limits().clone()); }
-    if new.unified().is_some() { old.set_unified(new.unified().clone()); }
-    if new.devices().is_some() { old.set_devices(new.devices().clone()); }
+    if new.memory().is_some() {
+        old.set_memory(*new.memory());
+    }
+    if new.cpu().is_some() {
+        old.set_cpu(new.cpu().clone());
+    }
+    if new.pids().is_some() {
+        old.set_pids(*new.pids());
+    }
+    if new.block_io().is_some() {
+        old.set_block_io(new.block_io().clone());
+    }
+    if new.hugepage_limits().is_some() {
+        old.set_hugepage_limits(new.hugepage_limits().clone());
+    }
+    if new.unified().is_some() {
+        old.set_unified(new.unified().clone());
+    }
+    if new.devices().is_some() {
+        old.set_devices(new.devices().clone());
+    }
     old
 }
 
@@ -551,7 +721,9 @@ pub struct ListEntry {
 pub fn list(root: &Path) -> Result<Vec<ListEntry>, RuntimeError> {
     let mut out = Vec::new();
     for id in state::list_ids(root)? {
-        let Ok(st) = ContainerState::load(root, &id) else { continue };
+        let Ok(st) = ContainerState::load(root, &id) else {
+            continue;
+        };
         let status = st.status(root);
         out.push(ListEntry {
             id: st.id.clone(),
@@ -584,7 +756,12 @@ pub fn stats(root: &Path, id: &str) -> Result<serde_json::Value, RuntimeError> {
     let st = ContainerState::load(root, id)?;
     let status = st.status(root);
     if status == Status::Stopped {
-        return Err(RuntimeError::BadStatus { id: id.into(), status: status.to_string(), action: "events", wanted: "running" });
+        return Err(RuntimeError::BadStatus {
+            id: id.into(),
+            status: status.to_string(),
+            action: "events",
+            wanted: "running",
+        });
     }
     let stats = st.cgroup.stats()?;
     Ok(serde_json::json!({"type": "stats", "id": id, "data": stats}))

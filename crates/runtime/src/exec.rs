@@ -52,19 +52,34 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
     let st = ContainerState::load(&opts.root, &opts.id)?;
     let status = st.status(&opts.root);
     if status != Status::Running {
-        return Err(RuntimeError::BadStatus { id: opts.id.clone(), status: status.to_string(), action: "exec", wanted: "running" });
+        return Err(RuntimeError::BadStatus {
+            id: opts.id.clone(),
+            status: status.to_string(),
+            action: "exec",
+            wanted: "running",
+        });
     }
     let process = &opts.process;
     if process.args().as_ref().is_none_or(Vec::is_empty) {
-        return Err(RuntimeError::Other("exec: process args must not be empty".into()));
+        return Err(RuntimeError::Other(
+            "exec: process args must not be empty".into(),
+        ));
     }
     let terminal = process.terminal().unwrap_or(false);
     if terminal && opts.detach && opts.console_socket.is_none() {
-        return Err(RuntimeError::Other("cannot allocate a tty when detaching without --console-socket".into()));
+        return Err(RuntimeError::Other(
+            "cannot allocate a tty when detaching without --console-socket".into(),
+        ));
     }
-    let console_socket = opts.console_socket.as_deref().map(console::connect_socket).transpose()?;
-    let pid = rustix::process::Pid::from_raw(st.pid).ok_or_else(|| RuntimeError::Other("bad pid".into()))?;
-    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ctx(|| format!("pidfd_open({})", st.pid))?;
+    let console_socket = opts
+        .console_socket
+        .as_deref()
+        .map(console::connect_socket)
+        .transpose()?;
+    let pid = rustix::process::Pid::from_raw(st.pid)
+        .ok_or_else(|| RuntimeError::Other("bad pid".into()))?;
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        .ctx(|| format!("pidfd_open({})", st.pid))?;
     let mut flags = 0u32;
     for (name, flag) in NS_FILES {
         if ns_differs(st.pid, name) {
@@ -77,8 +92,12 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
         .pid_file
         .as_ref()
         .map(|p| {
-            rustix::fs::open(p, OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC, Mode::from_raw_mode(0o644))
-                .ctx(|| format!("opening pid file {}", p.display()))
+            rustix::fs::open(
+                p,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o644),
+            )
+            .ctx(|| format!("opening pid file {}", p.display()))
         })
         .transpose()?;
     let clone_fd = st.cgroup.clone_into_fd();
@@ -94,12 +113,17 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     if pid_ns_differs {
         rustix::thread::move_into_link_name_space(
-            std::fs::File::open(format!("/proc/{}/ns/pid", st.pid)).ctx(|| "opening the pid namespace".to_string())?.as_fd(),
+            std::fs::File::open(format!("/proc/{}/ns/pid", st.pid))
+                .ctx(|| "opening the pid namespace".to_string())?
+                .as_fd(),
             Some(LinkNameSpaceType::ProcessID),
         )
         .ctx(|| format!("joining the pid namespace of {}", st.pid))?;
     }
-    let mut args = barge_sys::CloneArgs { flags: 0, cgroup: clone_fd.as_ref().map(AsFd::as_fd) };
+    let mut args = barge_sys::CloneArgs {
+        flags: 0,
+        cgroup: clone_fd.as_ref().map(AsFd::as_fd),
+    };
     let mut cloned_into = clone_fd.is_some();
     let fork = match barge_sys::clone3(&args) {
         Err(_) if cloned_into => {
@@ -114,13 +138,35 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
         barge_sys::Fork::Child => {
             drop(parent_chan);
             drop(our_pipes);
-            let res = exec_child(&st, process, &pidfd, flags, &child_chan, console_socket, child_pipes, opts.preserve_fds);
+            let res = exec_child(
+                &st,
+                process,
+                &pidfd,
+                flags,
+                &child_chan,
+                console_socket,
+                child_pipes,
+                opts.preserve_fds,
+            );
             let msg = match res {
                 Ok(never) => match never {},
                 Err(e) => e.to_string(),
             };
-            let _ = child_chan.send(&crate::channel::FromInit::Failed { step: "exec".into(), message: msg.clone() }, &[]);
-            let code = if msg.contains("executable file not found") || msg.contains("no such file") { 127 } else if msg.contains("permission denied") { 126 } else { 1 };
+            let _ = child_chan.send(
+                &crate::channel::FromInit::Failed {
+                    step: "exec".into(),
+                    message: msg.clone(),
+                },
+                &[],
+            );
+            let code = if msg.contains("executable file not found") || msg.contains("no such file")
+            {
+                127
+            } else if msg.contains("permission denied") {
+                126
+            } else {
+                1
+            };
             barge_sys::exit_now(code);
         }
         barge_sys::Fork::Parent(p) => p.as_raw_nonzero().get(),
@@ -130,7 +176,10 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
     drop(child_pipes);
     if let Err(e) = st.cgroup.add_task(child, cloned_into) {
         let _ = parent_chan.send(&crate::channel::ToInit::Abort, &[]);
-        let _ = rustix::process::waitpid(rustix::process::Pid::from_raw(child), rustix::process::WaitOptions::empty());
+        let _ = rustix::process::waitpid(
+            rustix::process::Pid::from_raw(child),
+            rustix::process::WaitOptions::empty(),
+        );
         return Err(e.into());
     }
     parent_chan.send(&crate::channel::ToInit::Go { idmap: Vec::new() }, &[])?;
@@ -140,19 +189,29 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
             None => break, // exec'd (the channel is close-on-exec)
             Some((crate::channel::FromInit::ConsoleFd, mut fds)) => console = fds.pop(),
             Some((crate::channel::FromInit::Failed { message, .. }, _)) => {
-                let _ = rustix::process::waitpid(rustix::process::Pid::from_raw(child), rustix::process::WaitOptions::empty());
+                let _ = rustix::process::waitpid(
+                    rustix::process::Pid::from_raw(child),
+                    rustix::process::WaitOptions::empty(),
+                );
                 return Err(RuntimeError::Other(message));
             }
             Some(_) => {}
         }
     }
     if let Some(fd) = pid_file {
-        rustix::io::write(&fd, child.to_string().as_bytes()).ctx(|| "writing the pid file".to_string())?;
+        rustix::io::write(&fd, child.to_string().as_bytes())
+            .ctx(|| "writing the pid file".to_string())?;
     }
     if opts.detach {
         return Ok(0);
     }
-    wait_attached(child, Attach { console, pipes: our_pipes })
+    wait_attached(
+        child,
+        Attach {
+            console,
+            pipes: our_pipes,
+        },
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -171,8 +230,11 @@ fn exec_child(
         _ => barge_sys::exit_now(1),
     }
     if flags != 0 {
-        rustix::thread::move_into_thread_name_spaces(pidfd.as_fd(), rustix::thread::ThreadNameSpaceType::from_bits_retain(flags))
-            .ctx(|| format!("joining the namespaces of pid {}", st.pid))?;
+        rustix::thread::move_into_thread_name_spaces(
+            pidfd.as_fd(),
+            rustix::thread::ThreadNameSpaceType::from_bits_retain(flags),
+        )
+        .ctx(|| format!("joining the namespaces of pid {}", st.pid))?;
     }
     if flags & libc::CLONE_NEWUSER as u32 != 0 {
         let g = rustix::process::Gid::ROOT;
@@ -206,12 +268,18 @@ fn exec_child(
             loaded = true;
         }
     }
-    let setgroups_denied = std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
-    caps::apply_user_and_caps(process.user(), process.capabilities().as_ref(), setgroups_denied)?;
+    let setgroups_denied =
+        std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+    caps::apply_user_and_caps(
+        process.user(),
+        process.capabilities().as_ref(),
+        setgroups_denied,
+    )?;
     if let Some(mask) = process.user().umask() {
         rustix::process::umask(Mode::from_raw_mode(mask));
     }
-    rustix::process::chdir(process.cwd()).ctx(|| format!("chdir to cwd {}", process.cwd().display()))?;
+    rustix::process::chdir(process.cwd())
+        .ctx(|| format!("chdir to cwd {}", process.cwd().display()))?;
     if nnp {
         rustix::thread::set_no_new_privs(true).ctx(|| "setting no_new_privs".into())?;
     }
@@ -235,7 +303,8 @@ fn exec_child(
             seccomp::load(sc)?;
         }
     }
-    barge_sys::close_range_cloexec(3 + preserve_fds).map_err(|e| RuntimeError::io("close_range", e))?;
+    barge_sys::close_range_cloexec(3 + preserve_fds)
+        .map_err(|e| RuntimeError::io("close_range", e))?;
     barge_sys::signal::reset_dispositions();
     let _ = barge_sys::signal::set_mask(&barge_sys::signal::SigSet::empty());
     use std::os::unix::process::CommandExt;
@@ -247,7 +316,10 @@ fn exec_child(
         }
     }
     let err = cmd.exec();
-    Err(RuntimeError::Other(format!("exec {}: {err}", exe.display())))
+    Err(RuntimeError::Other(format!(
+        "exec {}: {err}",
+        exe.display()
+    )))
 }
 
 /// Block the signals we forward (call before creating the child so none is
@@ -271,14 +343,23 @@ pub struct Attach {
 /// pipes rather than the caller's own files (runc does the same). Returns
 /// (our ends, the container's ends); the container's ends are chowned to
 /// `owner` so a non-root container user can reopen them.
-pub fn stdio_pipes(owner: Option<(u32, u32)>) -> Result<([OwnedFd; 3], [OwnedFd; 3]), RuntimeError> {
-    let mk = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ctx(|| "creating stdio pipes".to_string());
+pub fn stdio_pipes(
+    owner: Option<(u32, u32)>,
+) -> Result<([OwnedFd; 3], [OwnedFd; 3]), RuntimeError> {
+    let mk = || {
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .ctx(|| "creating stdio pipes".to_string())
+    };
     let (in_r, in_w) = mk()?;
     let (out_r, out_w) = mk()?;
     let (err_r, err_w) = mk()?;
     if let Some((uid, gid)) = owner {
         for fd in [&in_r, &out_w, &err_w] {
-            let _ = rustix::fs::fchown(fd, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)));
+            let _ = rustix::fs::fchown(
+                fd,
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+            );
         }
     }
     Ok(([in_w, out_r, err_r], [in_r, out_w, err_w]))
@@ -306,7 +387,8 @@ pub fn wait_attached(pid: i32, attach: Attach) -> Result<i32, RuntimeError> {
     }
     let (mut to_child, mut outs): (Option<OwnedFd>, Vec<(OwnedFd, i32)>) = match (console, pipes) {
         (Some(c), _) => {
-            let dup = rustix::io::fcntl_dupfd_cloexec(&c, 3).ctx(|| "dup of the console".to_string())?;
+            let dup =
+                rustix::io::fcntl_dupfd_cloexec(&c, 3).ctx(|| "dup of the console".to_string())?;
             (Some(dup), vec![(c, 1)])
         }
         (None, Some([i, o, e])) => (Some(i), vec![(o, 1), (e, 2)]),
@@ -321,12 +403,18 @@ pub fn wait_attached(pid: i32, attach: Attach) -> Result<i32, RuntimeError> {
             }
             return Ok(code);
         }
-        let mut fds = vec![rustix::event::PollFd::new(&sigfd, rustix::event::PollFlags::IN)];
+        let mut fds = vec![rustix::event::PollFd::new(
+            &sigfd,
+            rustix::event::PollFlags::IN,
+        )];
         for (fd, _) in &outs {
             fds.push(rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN));
         }
         if stdin_open {
-            fds.push(rustix::event::PollFd::from_borrowed_fd(rustix::stdio::stdin(), rustix::event::PollFlags::IN));
+            fds.push(rustix::event::PollFd::from_borrowed_fd(
+                rustix::stdio::stdin(),
+                rustix::event::PollFlags::IN,
+            ));
         }
         match rustix::event::poll(&mut fds, None) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
@@ -335,7 +423,8 @@ pub fn wait_attached(pid: i32, attach: Attach) -> Result<i32, RuntimeError> {
         let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
         drop(fds);
         if ready[0] {
-            let sig = barge_sys::signal::read_signal(&sigfd).map_err(|e| RuntimeError::io("reading signals", e))?;
+            let sig = barge_sys::signal::read_signal(&sigfd)
+                .map_err(|e| RuntimeError::io("reading signals", e))?;
             if sig == libc::SIGWINCH {
                 if let Some(c) = &to_child {
                     if let Ok(ws) = rustix::termios::tcgetwinsize(rustix::stdio::stdin()) {
@@ -343,7 +432,10 @@ pub fn wait_attached(pid: i32, attach: Attach) -> Result<i32, RuntimeError> {
                     }
                 }
             } else if sig != libc::SIGCHLD {
-                if let (Some(p), Some(s)) = (rustix::process::Pid::from_raw(pid), rustix::process::Signal::from_named_raw(sig)) {
+                if let (Some(p), Some(s)) = (
+                    rustix::process::Pid::from_raw(pid),
+                    rustix::process::Signal::from_named_raw(sig),
+                ) {
                     let _ = rustix::process::kill_process(p, s);
                 }
             }
@@ -352,9 +444,8 @@ pub fn wait_attached(pid: i32, attach: Attach) -> Result<i32, RuntimeError> {
         for (i, (fd, dst)) in outs.iter().enumerate() {
             if ready[1 + i] {
                 match rustix::io::read(fd, &mut buf) {
-                    Ok(0) => closed.push(i),
                     Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
-                    Err(_) => closed.push(i),
+                    Ok(0) | Err(_) => closed.push(i),
                     Ok(n) => write_all(std_fd(*dst), &buf[..n]),
                 }
             }
@@ -419,13 +510,17 @@ fn try_reap(pid: i32) -> Result<Option<i32>, RuntimeError> {
         match rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG) {
             Ok(Some((p, st))) => {
                 if p.as_raw_nonzero().get() == pid {
-                    let code = st.exit_status().unwrap_or_else(|| 128 + st.terminating_signal().unwrap_or(0));
+                    let code = st
+                        .exit_status()
+                        .unwrap_or_else(|| 128 + st.terminating_signal().unwrap_or(0));
                     return Ok(Some(code));
                 }
             }
             Ok(None) => return Ok(None),
             Err(rustix::io::Errno::CHILD) => {
-                return Err(RuntimeError::Other(format!("process {pid} is not our child")));
+                return Err(RuntimeError::Other(format!(
+                    "process {pid} is not our child"
+                )));
             }
             Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(RuntimeError::io("waitpid", e.into())),
@@ -454,6 +549,10 @@ impl RawMode {
 
 impl Drop for RawMode {
     fn drop(&mut self) {
-        let _ = rustix::termios::tcsetattr(rustix::stdio::stdin(), rustix::termios::OptionalActions::Now, &self.saved);
+        let _ = rustix::termios::tcsetattr(
+            rustix::stdio::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &self.saved,
+        );
     }
 }

@@ -10,7 +10,11 @@ use oci_spec::runtime::Hook;
 use crate::error::RuntimeError;
 
 /// Run each hook of `kind` in order; the first failure stops the rest.
-pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &serde_json::Value) -> Result<(), RuntimeError> {
+pub fn run_all(
+    kind: &str,
+    hooks: Option<&Vec<Hook>>,
+    state: &serde_json::Value,
+) -> Result<(), RuntimeError> {
     let state = serde_json::to_vec(state).map_err(|e| RuntimeError::Other(e.to_string()))?;
     for (i, hook) in hooks.into_iter().flatten().enumerate() {
         run(kind, i, hook, &state)?;
@@ -21,7 +25,9 @@ pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &serde_json::Value)
 /// Run every hook of `kind`; a failure is a warning and the rest still run
 /// (the spec's rule for poststart and poststop).
 pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state: &serde_json::Value) {
-    let Ok(state) = serde_json::to_vec(state) else { return };
+    let Ok(state) = serde_json::to_vec(state) else {
+        return;
+    };
     for (i, hook) in hooks.into_iter().flatten().enumerate() {
         if let Err(e) = run(kind, i, hook, &state) {
             tracing::warn!(error = %e, "hook failed");
@@ -45,7 +51,9 @@ fn run(kind: &str, index: usize, hook: &Hook, state: &[u8]) -> Result<(), Runtim
             cmd.env(k, v);
         }
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
         .map_err(|e| RuntimeError::Hook(format!("{name}: cannot start: {e}")))?;
@@ -74,14 +82,22 @@ fn run(kind: &str, index: usize, hook: &Hook, state: &[u8]) -> Result<(), Runtim
                 )));
             }
         }
-        std::thread::sleep(Duration::from_millis(if start.elapsed() < Duration::from_millis(20) { 1 } else { 10 }));
+        std::thread::sleep(Duration::from_millis(
+            if start.elapsed() < Duration::from_millis(20) {
+                1
+            } else {
+                10
+            },
+        ));
     };
     if !status.success() {
         let out = child.wait_with_output().ok();
         let stderr = out
             .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string())
             .unwrap_or_default();
-        return Err(RuntimeError::Hook(format!("{name} failed ({status}): {stderr}")));
+        return Err(RuntimeError::Hook(format!(
+            "{name} failed ({status}): {stderr}"
+        )));
     }
     Ok(())
 }

@@ -67,9 +67,7 @@ pub fn run(args: InitArgs<'_>) -> ! {
                 message: err.to_string(),
             };
             let sent = !READY.load(std::sync::atomic::Ordering::Relaxed)
-                && chan_fd
-                    .map(|fd| Channel::from_fd(fd).send(&msg, &[]).is_ok())
-                    .unwrap_or(false);
+                && chan_fd.is_some_and(|fd| Channel::from_fd(fd).send(&msg, &[]).is_ok());
             if !sent {
                 // The runtime is gone (after `create` returned): stderr is the
                 // container's, which is where the user looks.
@@ -105,8 +103,8 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
     // Never let the container see our /proc/self/exe or memory.
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
 
-    let (_go, idmap_fds) = expect(chan, "waiting for the runtime")?;
-    let idmap_dests: Vec<PathBuf> = match &_go {
+    let (go, idmap_fds) = expect(chan, "waiting for the runtime")?;
+    let idmap_dests: Vec<PathBuf> = match &go {
         ToInit::Go { idmap } => idmap.clone(),
         _ => Vec::new(),
     };
@@ -115,17 +113,31 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
         plan.join_all().step("joining namespaces")?;
         if plan.new_user {
             namespaces::unshare(libc::CLONE_NEWUSER as u64).step("creating the user namespace")?;
-            chan.send(&FromInit::WriteMaps { pid: rustix::process::getpid().as_raw_nonzero().get() }, &[])
-                .step("asking for id maps")?;
+            chan.send(
+                &FromInit::WriteMaps {
+                    pid: rustix::process::getpid().as_raw_nonzero().get(),
+                },
+                &[],
+            )
+            .step("asking for id maps")?;
             expect(chan, "waiting for id maps")?;
         }
-        namespaces::unshare(plan.new_flags & !(libc::CLONE_NEWUSER as u64)).step("creating namespaces")?;
+        namespaces::unshare(plan.new_flags & !(libc::CLONE_NEWUSER as u64))
+            .step("creating namespaces")?;
         if plan.new_pid {
             // The new pid namespace applies to our children: the next
             // process is the container's pid 1.
-            match barge_sys::fork().map_err(|e| RuntimeError::io("fork", e)).step("forking the init")? {
+            match barge_sys::fork()
+                .map_err(|e| RuntimeError::io("fork", e))
+                .step("forking the init")?
+            {
                 barge_sys::Fork::Parent(pid) => {
-                    let _ = chan.send(&FromInit::InitPid { pid: pid.as_raw_nonzero().get() }, &[]);
+                    let _ = chan.send(
+                        &FromInit::InitPid {
+                            pid: pid.as_raw_nonzero().get(),
+                        },
+                        &[],
+                    );
                     barge_sys::exit_now(0);
                 }
                 barge_sys::Fork::Child => {}
@@ -142,7 +154,8 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
         let _ = rustix::thread::set_thread_res_uid(root_uid, root_uid, root_uid);
     }
     if plan.new_time {
-        namespaces::unshare_time(linux.and_then(|l| l.time_offsets().as_ref())).step("creating the time namespace")?;
+        namespaces::unshare_time(linux.and_then(|l| l.time_offsets().as_ref()))
+            .step("creating the time namespace")?;
     }
     let two_step = plan.two_step();
     let mut in_cgroups = two_step;
@@ -157,22 +170,34 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
 
     if plan.has(LinuxNamespaceType::Uts) {
         if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-            rustix::system::sethostname(h.as_bytes()).ctx(|| format!("sethostname({h})")).step("setting the hostname")?;
+            rustix::system::sethostname(h.as_bytes())
+                .ctx(|| format!("sethostname({h})"))
+                .step("setting the hostname")?;
         }
         if let Some(d) = spec.domainname().as_deref().filter(|h| !h.is_empty()) {
-            rustix::system::setdomainname(d.as_bytes()).ctx(|| format!("setdomainname({d})")).step("setting the domainname")?;
+            rustix::system::setdomainname(d.as_bytes())
+                .ctx(|| format!("setdomainname({d})"))
+                .step("setting the domainname")?;
         }
     }
 
     if !plan.has(LinuxNamespaceType::Mount) {
-        return Err(("preparing the rootfs".into(), RuntimeError::Other("a mount namespace is required".into())));
+        return Err((
+            "preparing the rootfs".into(),
+            RuntimeError::Other("a mount namespace is required".into()),
+        ));
     }
     let in_user_ns = plan.has(LinuxNamespaceType::User);
-    rootfs::prepare_root(linux.and_then(|l| l.rootfs_propagation().as_deref())).step("setting rootfs propagation")?;
+    rootfs::prepare_root(linux.and_then(|l| l.rootfs_propagation().as_deref()))
+        .step("setting rootfs propagation")?;
     rootfs::bind_rootfs(&args.rootfs).step("binding the rootfs")?;
-    let root_fd = rustix::fs::open(&args.rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| format!("opening rootfs {}", args.rootfs.display()))
-        .step("opening the rootfs")?;
+    let root_fd = rustix::fs::open(
+        &args.rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("opening rootfs {}", args.rootfs.display()))
+    .step("opening the rootfs")?;
     let ctx = rootfs::MountContext {
         rootfs: &args.rootfs,
         root_fd,
@@ -189,23 +214,35 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
         m.destination() == Path::new("/dev")
             && rootfs::parse_options(m.options().as_deref().unwrap_or(&[])).is_bind()
     });
-    let dev_pts = mounts.iter().any(|m| m.destination() == Path::new("/dev/pts"));
+    let dev_pts = mounts
+        .iter()
+        .any(|m| m.destination() == Path::new("/dev/pts"));
     if !dev_bound {
         let devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
         rootfs::setup_dev(&ctx.root_fd, &devices, in_user_ns, dev_pts).step("creating devices")?;
     }
 
-    let process = spec.process().as_ref().ok_or_else(|| ("reading process".to_string(), RuntimeError::Other("process is missing".into())))?;
+    let process = spec.process().as_ref().ok_or_else(|| {
+        (
+            "reading process".to_string(),
+            RuntimeError::Other("process is missing".into()),
+        )
+    })?;
     let mut pty_slave = None;
     if process.terminal().unwrap_or(false) {
         let pty = console::open_pty(&args.rootfs).step("allocating a terminal")?;
-        rootfs::bind_console(&ctx.root_fd, &args.rootfs, &pty.slave_name).step("binding /dev/console")?;
+        rootfs::bind_console(&ctx.root_fd, &args.rootfs, &pty.slave_name)
+            .step("binding /dev/console")?;
         if let Some(size) = process.console_size() {
-            console::set_size(pty.slave.as_fd(), size.height() as u16, size.width() as u16).step("sizing the terminal")?;
+            console::set_size(pty.slave.as_fd(), size.height() as u16, size.width() as u16)
+                .step("sizing the terminal")?;
         }
         match &args.console_socket {
-            Some(sock) => console::send_master(sock.as_fd(), pty.master.as_fd()).step("sending the terminal")?,
-            None => chan.send(&FromInit::ConsoleFd, &[pty.master.as_fd()]).step("sending the terminal")?,
+            Some(sock) => console::send_master(sock.as_fd(), pty.master.as_fd())
+                .step("sending the terminal")?,
+            None => chan
+                .send(&FromInit::ConsoleFd, &[pty.master.as_fd()])
+                .step("sending the terminal")?,
         }
         drop(pty.master);
         pty_slave = Some(pty.slave);
@@ -223,10 +260,12 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
     }
     let hooks = spec.hooks().as_ref();
     let has_runtime_hooks = hooks.is_some_and(|h| {
-        h.prestart().as_ref().is_some_and(|v| !v.is_empty()) || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+        h.prestart().as_ref().is_some_and(|v| !v.is_empty())
+            || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
     });
     if has_runtime_hooks {
-        chan.send(&FromInit::RunHooks, &[]).step("asking for createRuntime hooks")?;
+        chan.send(&FromInit::RunHooks, &[])
+            .step("asking for createRuntime hooks")?;
         expect(chan, "waiting for createRuntime hooks")?;
     }
     let my_pid = rustix::process::getpid().as_raw_nonzero().get();
@@ -237,7 +276,12 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
         })
     };
     if let Some(h) = hooks {
-        hooks::run_all("createContainer", h.create_container().as_ref(), &hook_state("created")).step("running createContainer hooks")?;
+        hooks::run_all(
+            "createContainer",
+            h.create_container().as_ref(),
+            &hook_state("created"),
+        )
+        .step("running createContainer hooks")?;
     }
 
     // Like runc, a missing working directory is created (as root, 0755).
@@ -249,13 +293,21 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
 
     for (key, value) in linux.and_then(|l| l.sysctl().clone()).unwrap_or_default() {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        std::fs::write(&path, &value).ctx(|| format!("writing {value:?} to {path}")).step("setting sysctls")?;
+        std::fs::write(&path, &value)
+            .ctx(|| format!("writing {value:?} to {path}"))
+            .step("setting sysctls")?;
     }
     if let Some(l) = linux {
-        rootfs::readonly_paths(l.readonly_paths().as_deref().unwrap_or(&[])).step("making paths read-only")?;
+        rootfs::readonly_paths(l.readonly_paths().as_deref().unwrap_or(&[]))
+            .step("making paths read-only")?;
         rootfs::mask_paths(l.masked_paths().as_deref().unwrap_or(&[])).step("masking paths")?;
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(oci_spec::runtime::Root::readonly)
+        .unwrap_or(false)
+    {
         rootfs::readonly_root().step("making the rootfs read-only")?;
     }
 
@@ -267,7 +319,9 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
             oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 0x0008,
             oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0,
         };
-        barge_sys::personality(persona).map_err(|e| RuntimeError::io("personality", e)).step("setting the personality")?;
+        barge_sys::personality(persona)
+            .map_err(|e| RuntimeError::io("personality", e))
+            .step("setting the personality")?;
     }
     if !args.no_new_keyring {
         // A fresh session keyring so containers do not share the host's.
@@ -285,16 +339,25 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
         }
     }
 
-    let setgroups_denied = std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
-    caps::apply_user_and_caps(process.user(), process.capabilities().as_ref(), setgroups_denied)
-        .step("setting user and capabilities")?;
+    let setgroups_denied =
+        std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+    caps::apply_user_and_caps(
+        process.user(),
+        process.capabilities().as_ref(),
+        setgroups_denied,
+    )
+    .step("setting user and capabilities")?;
     if let Some(mask) = process.user().umask() {
         rustix::process::umask(Mode::from_raw_mode(mask));
     }
     let cwd = process.cwd();
-    rustix::process::chdir(cwd).ctx(|| format!("chdir to cwd {}", cwd.display())).step("changing to the working directory")?;
+    rustix::process::chdir(cwd)
+        .ctx(|| format!("chdir to cwd {}", cwd.display()))
+        .step("changing to the working directory")?;
     if nnp {
-        rustix::thread::set_no_new_privs(true).ctx(|| "setting no_new_privs".into()).step("setting no_new_privileges")?;
+        rustix::thread::set_no_new_privs(true)
+            .ctx(|| "setting no_new_privs".into())
+            .step("setting no_new_privileges")?;
     }
 
     let mut env = process.env().clone().unwrap_or_default();
@@ -332,18 +395,27 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
     }
     .ctx(|| "opening the exec fifo".to_string())
     .step("waiting for start")?;
-    rustix::io::write(&fifo, b"0").ctx(|| "writing the exec fifo".to_string()).step("waiting for start")?;
+    rustix::io::write(&fifo, b"0")
+        .ctx(|| "writing the exec fifo".to_string())
+        .step("waiting for start")?;
     // `fifo` stays open (close-on-exec): `start` sees EOF once we have
     // executed the container process, and only then runs poststart hooks.
     drop(args.fifo);
     drop(args.chan);
 
     if let Some(h) = hooks {
-        hooks::run_all("startContainer", h.start_container().as_ref(), &hook_state("created")).step("running startContainer hooks")?;
+        hooks::run_all(
+            "startContainer",
+            h.start_container().as_ref(),
+            &hook_state("created"),
+        )
+        .step("running startContainer hooks")?;
     }
     if let Some(sc) = seccomp_cfg {
         if !seccomp_loaded {
-            seccomp::load(sc).map_err(RuntimeError::from).step("loading seccomp")?;
+            seccomp::load(sc)
+                .map_err(RuntimeError::from)
+                .step("loading seccomp")?;
         }
     }
     barge_sys::signal::reset_dispositions();
@@ -359,10 +431,17 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
     let err = cmd.exec();
     drop(fifo);
     let msg = format!("exec {}: {err}", exe.display());
-    Err(("starting the container process".to_string(), RuntimeError::Other(msg)))
+    Err((
+        "starting the container process".to_string(),
+        RuntimeError::Other(msg),
+    ))
 }
 
-fn load_seccomp(chan: &Channel, sc: &oci_spec::runtime::LinuxSeccomp, has_listener: bool) -> Result<(), RuntimeError> {
+fn load_seccomp(
+    chan: &Channel,
+    sc: &oci_spec::runtime::LinuxSeccomp,
+    has_listener: bool,
+) -> Result<(), RuntimeError> {
     let fd = seccomp::load(sc)?;
     if let Some(fd) = fd {
         if has_listener {
@@ -417,15 +496,24 @@ fn rlimit_resource(typ: oci_spec::runtime::PosixRlimitType) -> Option<rustix::pr
 /// Set one rlimit; raising a hard limit above the current one needs
 /// CAP_SYS_RESOURCE, which gets a message naming the limit.
 pub fn set_rlimit(rl: &PosixRlimit) -> Result<(), RuntimeError> {
-    let name = serde_json::to_value(rl.typ()).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-    let res = rlimit_resource(rl.typ()).ok_or_else(|| RuntimeError::Other(format!("unsupported rlimit {name}")))?;
+    let name = serde_json::to_value(rl.typ())
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default();
+    let res = rlimit_resource(rl.typ())
+        .ok_or_else(|| RuntimeError::Other(format!("unsupported rlimit {name}")))?;
     let lim = |v: u64| if v == u64::MAX { None } else { Some(v) };
-    let new = rustix::process::Rlimit { current: lim(rl.soft()), maximum: lim(rl.hard()) };
+    let new = rustix::process::Rlimit {
+        current: lim(rl.soft()),
+        maximum: lim(rl.hard()),
+    };
     match rustix::process::setrlimit(res, new) {
         Ok(()) => Ok(()),
         Err(e) => {
             let cur = rustix::process::getrlimit(res);
-            let cur_hard = cur.maximum.map_or("unlimited".to_string(), |v| v.to_string());
+            let cur_hard = cur
+                .maximum
+                .map_or("unlimited".to_string(), |v| v.to_string());
             if e == rustix::io::Errno::PERM {
                 Err(RuntimeError::Other(format!(
                     "{name}: hard limit {} exceeds the current hard limit {cur_hard}; raising it needs CAP_SYS_RESOURCE",

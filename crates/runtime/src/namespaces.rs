@@ -1,6 +1,7 @@
 //! Which namespaces a container gets, how they are created or joined, and
 //! user-namespace id maps.
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -63,7 +64,11 @@ impl NsPlan {
     /// Build the plan, opening the fds of namespaces to join.
     pub fn from_spec(linux: Option<&Linux>) -> Result<Self, RuntimeError> {
         let mut plan = NsPlan::default();
-        for ns in linux.and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
+        for ns in linux
+            .and_then(|l| l.namespaces().as_ref())
+            .into_iter()
+            .flatten()
+        {
             match ns.path() {
                 Some(path) => {
                     let fd = File::open(path)
@@ -125,7 +130,11 @@ impl NsPlan {
     /// Join every namespace given by path except the pid namespace (which
     /// the runtime joins before cloning).
     pub fn join_all(&self) -> Result<(), RuntimeError> {
-        for j in self.joins.iter().filter(|j| j.typ != LinuxNamespaceType::Pid) {
+        for j in self
+            .joins
+            .iter()
+            .filter(|j| j.typ != LinuxNamespaceType::Pid)
+        {
             rustix::thread::move_into_link_name_space(j.fd.as_fd(), Some(link_type(j.typ)))
                 .ctx(|| format!("joining {} namespace {}", j.typ, j.path.display()))?;
         }
@@ -140,8 +149,11 @@ impl NsPlan {
     /// Enter the joined pid namespace for our future children.
     pub fn enter_pid_for_children(&self) -> Result<(), RuntimeError> {
         if let Some(j) = self.pid_join() {
-            rustix::thread::move_into_link_name_space(j.fd.as_fd(), Some(LinkNameSpaceType::ProcessID))
-                .ctx(|| format!("joining pid namespace {}", j.path.display()))?;
+            rustix::thread::move_into_link_name_space(
+                j.fd.as_fd(),
+                Some(LinkNameSpaceType::ProcessID),
+            )
+            .ctx(|| format!("joining pid namespace {}", j.path.display()))?;
         }
         Ok(())
     }
@@ -152,34 +164,59 @@ pub fn unshare(flags: u64) -> Result<(), RuntimeError> {
     if flags == 0 {
         return Ok(());
     }
-    barge_sys::unshare_namespaces(flags as u32).map_err(|e| RuntimeError::io(format!("unsharing namespaces {:?}", UnshareFlags::from_bits_retain(flags as u32)), e))
+    barge_sys::unshare_namespaces(flags as u32).map_err(|e| {
+        RuntimeError::io(
+            format!(
+                "unsharing namespaces {:?}",
+                UnshareFlags::from_bits_retain(flags as u32)
+            ),
+            e,
+        )
+    })
 }
 
 /// Create the time namespace for our children (and our next exec) with
 /// the spec's clock offsets.
-pub fn unshare_time(offsets: Option<&std::collections::HashMap<String, oci_spec::runtime::LinuxTimeOffset>>) -> Result<(), RuntimeError> {
+#[allow(clippy::implicit_hasher)]
+pub fn unshare_time(
+    offsets: Option<&std::collections::HashMap<String, oci_spec::runtime::LinuxTimeOffset>>,
+) -> Result<(), RuntimeError> {
     unshare(0x80)?;
     let mut text = String::new();
     for (clock, off) in offsets.into_iter().flatten() {
-        text.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+        let _ = writeln!(
+            text,
+            "{clock} {} {}",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        );
     }
     if !text.is_empty() {
-        std::fs::write("/proc/self/timens_offsets", &text)
-            .ctx(|| format!("writing time offsets {:?} to /proc/self/timens_offsets", text.trim()))?;
+        std::fs::write("/proc/self/timens_offsets", &text).ctx(|| {
+            format!(
+                "writing time offsets {:?} to /proc/self/timens_offsets",
+                text.trim()
+            )
+        })?;
     }
     Ok(())
 }
 
 fn map_text(maps: &[LinuxIdMapping]) -> String {
-    maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect()
+    maps.iter().fold(String::new(), |mut out, m| {
+        let _ = writeln!(out, "{} {} {}", m.container_id(), m.host_id(), m.size());
+        out
+    })
 }
 
 /// Write uid/gid maps for `pid`: directly as root, through
 /// newuidmap/newgidmap otherwise (or when a direct write is refused and the
 /// helpers exist).
-pub fn write_id_maps(pid: i32, uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<(), RuntimeError> {
+pub fn write_id_maps(
+    pid: i32,
+    uid: &[LinuxIdMapping],
+    gid: &[LinuxIdMapping],
+) -> Result<(), RuntimeError> {
     let root = rustix::process::geteuid().is_root();
     if root {
         write_map(pid, "uid_map", uid)?;
@@ -209,8 +246,12 @@ fn write_map(pid: i32, file: &str, maps: &[LinuxIdMapping]) -> Result<(), Runtim
     if maps.is_empty() {
         return Ok(());
     }
-    std::fs::write(format!("/proc/{pid}/{file}"), map_text(maps))
-        .ctx(|| format!("writing /proc/{pid}/{file} ({})", map_text(maps).trim().replace('\n', ", ")))
+    std::fs::write(format!("/proc/{pid}/{file}"), map_text(maps)).ctx(|| {
+        format!(
+            "writing /proc/{pid}/{file} ({})",
+            map_text(maps).trim().replace('\n', ", ")
+        )
+    })
 }
 
 fn run_helper(helper: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<(), RuntimeError> {

@@ -89,17 +89,50 @@ pub fn parse_options(options: &[String]) -> MountOptions {
             "symfollow" | "rsymfollow" => (0, MS_NOSYMFOLLOW),
             "bind" => (MS_BIND, 0),
             "rbind" => (MS_BIND | MS_REC, 0),
-            "private" => { o.propagation.push(MS_PRIVATE); (0, 0) }
-            "rprivate" => { o.propagation.push(MS_PRIVATE | MS_REC); (0, 0) }
-            "shared" => { o.propagation.push(MS_SHARED); (0, 0) }
-            "rshared" => { o.propagation.push(MS_SHARED | MS_REC); (0, 0) }
-            "slave" => { o.propagation.push(MS_SLAVE); (0, 0) }
-            "rslave" => { o.propagation.push(MS_SLAVE | MS_REC); (0, 0) }
-            "unbindable" => { o.propagation.push(MS_UNBINDABLE); (0, 0) }
-            "runbindable" => { o.propagation.push(MS_UNBINDABLE | MS_REC); (0, 0) }
-            "tmpcopyup" => { o.tmpcopyup = true; (0, 0) }
-            "idmap" => { o.idmap = Some(false); (0, 0) }
-            "ridmap" => { o.idmap = Some(true); (0, 0) }
+            "private" => {
+                o.propagation.push(MS_PRIVATE);
+                (0, 0)
+            }
+            "rprivate" => {
+                o.propagation.push(MS_PRIVATE | MS_REC);
+                (0, 0)
+            }
+            "shared" => {
+                o.propagation.push(MS_SHARED);
+                (0, 0)
+            }
+            "rshared" => {
+                o.propagation.push(MS_SHARED | MS_REC);
+                (0, 0)
+            }
+            "slave" => {
+                o.propagation.push(MS_SLAVE);
+                (0, 0)
+            }
+            "rslave" => {
+                o.propagation.push(MS_SLAVE | MS_REC);
+                (0, 0)
+            }
+            "unbindable" => {
+                o.propagation.push(MS_UNBINDABLE);
+                (0, 0)
+            }
+            "runbindable" => {
+                o.propagation.push(MS_UNBINDABLE | MS_REC);
+                (0, 0)
+            }
+            "tmpcopyup" => {
+                o.tmpcopyup = true;
+                (0, 0)
+            }
+            "idmap" => {
+                o.idmap = Some(false);
+                (0, 0)
+            }
+            "ridmap" => {
+                o.idmap = Some(true);
+                (0, 0)
+            }
             other => {
                 data.push(other.to_string());
                 (0, 0)
@@ -112,16 +145,27 @@ pub fn parse_options(options: &[String]) -> MountOptions {
 }
 
 /// `mount(2)` with raw flags.
-pub fn sys_mount(source: Option<&Path>, target: &Path, fstype: Option<&str>, flags: u64, data: &str) -> Result<(), RuntimeError> {
-    let data_c = std::ffi::CString::new(data)
-        .map_err(|_| RuntimeError::Other(format!("mount data for {} contains NUL", target.display())))?;
+pub fn sys_mount(
+    source: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: u64,
+    data: &str,
+) -> Result<(), RuntimeError> {
+    let data_c = std::ffi::CString::new(data).map_err(|_| {
+        RuntimeError::Other(format!("mount data for {} contains NUL", target.display()))
+    })?;
     let src = source.unwrap_or(Path::new("none"));
     rustix::mount::mount(
         src,
         target,
         fstype.unwrap_or(""),
         MountFlags::from_bits_retain(flags as _),
-        if data.is_empty() { None } else { Some(data_c.as_c_str()) },
+        if data.is_empty() {
+            None
+        } else {
+            Some(data_c.as_c_str())
+        },
     )
     .ctx(|| {
         format!(
@@ -143,7 +187,11 @@ fn fd_path(fd: &OwnedFd) -> PathBuf {
 /// leaving it, as an O_PATH fd.
 pub fn open_in_root(root: &OwnedFd, rel: &Path) -> rustix::io::Result<OwnedFd> {
     let rel = rel.strip_prefix("/").unwrap_or(rel);
-    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
     loop {
         match rustix::fs::openat2(
             root,
@@ -222,7 +270,10 @@ pub fn locked_flags(path: &Path) -> u64 {
         (rustix::fs::StatVfsMountFlags::NODEV, MS_NODEV),
         (rustix::fs::StatVfsMountFlags::NOEXEC, MS_NOEXEC),
         (rustix::fs::StatVfsMountFlags::NOATIME, libc::MS_NOATIME),
-        (rustix::fs::StatVfsMountFlags::NODIRATIME, libc::MS_NODIRATIME),
+        (
+            rustix::fs::StatVfsMountFlags::NODIRATIME,
+            libc::MS_NODIRATIME,
+        ),
         (rustix::fs::StatVfsMountFlags::RELATIME, libc::MS_RELATIME),
     ] {
         if f.contains(st_flag) {
@@ -305,7 +356,11 @@ pub fn mount_one(ctx: &MountContext<'_>, m: &Mount) -> Result<(), RuntimeError> 
         let rec = opts.flags & MS_REC;
         sys_mount(Some(source), &fd_path(&target), None, MS_BIND | rec, "")?;
         let extra = opts.flags & !(MS_BIND | MS_REC | MS_REMOUNT);
-        let locked = if ctx.in_user_ns { locked_flags(source) } else { 0 };
+        let locked = if ctx.in_user_ns {
+            locked_flags(source)
+        } else {
+            0
+        };
         return apply_after(ctx, dest, &opts, extra | locked, extra != 0);
     }
     let target = ensure_target(&ctx.root_fd, dest, false)?;
@@ -323,7 +378,8 @@ pub fn mount_one(ctx: &MountContext<'_>, m: &Mount) -> Result<(), RuntimeError> 
         &opts.data,
     )?;
     if let Some(snapshot) = copy_from {
-        let fresh = open_in_root(&ctx.root_fd, dest).ctx(|| format!("reopening {}", dest.display()))?;
+        let fresh =
+            open_in_root(&ctx.root_fd, dest).ctx(|| format!("reopening {}", dest.display()))?;
         restore_dir(&snapshot, &fd_path(&fresh))?;
     }
     apply_after(ctx, dest, &opts, 0, false)
@@ -334,13 +390,27 @@ fn source_is_dir(m: &Mount) -> bool {
 }
 
 /// After mounting: bind remount with the wanted flags, then propagation.
-fn apply_after(ctx: &MountContext<'_>, dest: &Path, opts: &MountOptions, remount_flags: u64, remount: bool) -> Result<(), RuntimeError> {
+fn apply_after(
+    ctx: &MountContext<'_>,
+    dest: &Path,
+    opts: &MountOptions,
+    remount_flags: u64,
+    remount: bool,
+) -> Result<(), RuntimeError> {
     if remount {
-        let fresh = open_in_root(&ctx.root_fd, dest).ctx(|| format!("reopening {}", dest.display()))?;
-        sys_mount(None, &fd_path(&fresh), None, MS_BIND | MS_REMOUNT | remount_flags, "")?;
+        let fresh =
+            open_in_root(&ctx.root_fd, dest).ctx(|| format!("reopening {}", dest.display()))?;
+        sys_mount(
+            None,
+            &fd_path(&fresh),
+            None,
+            MS_BIND | MS_REMOUNT | remount_flags,
+            "",
+        )?;
     }
     for p in &opts.propagation {
-        let fresh = open_in_root(&ctx.root_fd, dest).ctx(|| format!("reopening {}", dest.display()))?;
+        let fresh =
+            open_in_root(&ctx.root_fd, dest).ctx(|| format!("reopening {}", dest.display()))?;
         sys_mount(None, &fd_path(&fresh), None, *p, "")?;
     }
     Ok(())
@@ -349,21 +419,45 @@ fn apply_after(ctx: &MountContext<'_>, dest: &Path, opts: &MountOptions, remount
 /// `/sys/fs/cgroup` inside the container: cgroup2 itself on pure v2 with a
 /// cgroup namespace, otherwise a tmpfs with one bind mount per hierarchy of
 /// the container's own cgroup directories.
-fn mount_cgroup(ctx: &MountContext<'_>, dest: &Path, opts: &MountOptions) -> Result<(), RuntimeError> {
+fn mount_cgroup(
+    ctx: &MountContext<'_>,
+    dest: &Path,
+    opts: &MountOptions,
+) -> Result<(), RuntimeError> {
     let ro = opts.flags & MS_RDONLY;
     let base = opts.flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
     let target = ensure_target(&ctx.root_fd, dest, false)?;
-    let pure_v2 = ctx.cgroup_views.len() == 1 && ctx.cgroup_views[0].2 && ctx.cgroup_views[0].0.is_empty();
+    let pure_v2 =
+        ctx.cgroup_views.len() == 1 && ctx.cgroup_views[0].2 && ctx.cgroup_views[0].0.is_empty();
     if pure_v2 {
         if ctx.new_cgroup_ns {
-            return sys_mount(Some(Path::new("cgroup2")), &fd_path(&target), Some("cgroup2"), base | ro, "");
+            return sys_mount(
+                Some(Path::new("cgroup2")),
+                &fd_path(&target),
+                Some("cgroup2"),
+                base | ro,
+                "",
+            );
         }
         let host = &ctx.cgroup_views[0].1;
         sys_mount(Some(host), &fd_path(&target), None, MS_BIND | MS_REC, "")?;
-        let fresh = open_in_root(&ctx.root_fd, dest).ctx(|| format!("reopening {}", dest.display()))?;
-        return sys_mount(None, &fd_path(&fresh), None, MS_BIND | MS_REMOUNT | base | ro | locked_flags(host), "");
+        let fresh =
+            open_in_root(&ctx.root_fd, dest).ctx(|| format!("reopening {}", dest.display()))?;
+        return sys_mount(
+            None,
+            &fd_path(&fresh),
+            None,
+            MS_BIND | MS_REMOUNT | base | ro | locked_flags(host),
+            "",
+        );
     }
-    sys_mount(Some(Path::new("tmpfs")), &fd_path(&target), Some("tmpfs"), base, "mode=755")?;
+    sys_mount(
+        Some(Path::new("tmpfs")),
+        &fd_path(&target),
+        Some("tmpfs"),
+        base,
+        "mode=755",
+    )?;
     for (name, host, _) in &ctx.cgroup_views {
         if name.is_empty() {
             continue;
@@ -372,23 +466,43 @@ fn mount_cgroup(ctx: &MountContext<'_>, dest: &Path, opts: &MountOptions) -> Res
         let t = ensure_target(&ctx.root_fd, &sub, false)?;
         if host.is_dir() {
             sys_mount(Some(host), &fd_path(&t), None, MS_BIND | MS_REC, "")?;
-            let fresh = open_in_root(&ctx.root_fd, &sub).ctx(|| format!("reopening {}", sub.display()))?;
-            sys_mount(None, &fd_path(&fresh), None, MS_BIND | MS_REMOUNT | base | ro | locked_flags(host), "")?;
+            let fresh =
+                open_in_root(&ctx.root_fd, &sub).ctx(|| format!("reopening {}", sub.display()))?;
+            sys_mount(
+                None,
+                &fd_path(&fresh),
+                None,
+                MS_BIND | MS_REMOUNT | base | ro | locked_flags(host),
+                "",
+            )?;
         }
         // Co-mounted controllers ("cpu,cpuacct") also get their single names.
         if name.contains(',') {
-            let dir = open_in_root(&ctx.root_fd, dest).ctx(|| format!("reopening {}", dest.display()))?;
+            let dir =
+                open_in_root(&ctx.root_fd, dest).ctx(|| format!("reopening {}", dest.display()))?;
             for single in name.split(',') {
                 match rustix::fs::symlinkat(name.as_str(), &dir, single) {
                     Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                    Err(e) => return Err(RuntimeError::io(format!("symlink {}/{single}", dest.display()), e.into())),
+                    Err(e) => {
+                        return Err(RuntimeError::io(
+                            format!("symlink {}/{single}", dest.display()),
+                            e.into(),
+                        ))
+                    }
                 }
             }
         }
     }
     if ro != 0 {
-        let fresh = open_in_root(&ctx.root_fd, dest).ctx(|| format!("reopening {}", dest.display()))?;
-        sys_mount(None, &fd_path(&fresh), None, MS_REMOUNT | MS_RDONLY | base, "mode=755")?;
+        let fresh =
+            open_in_root(&ctx.root_fd, dest).ctx(|| format!("reopening {}", dest.display()))?;
+        sys_mount(
+            None,
+            &fd_path(&fresh),
+            None,
+            MS_REMOUNT | MS_RDONLY | base,
+            "mode=755",
+        )?;
     }
     Ok(())
 }
@@ -425,8 +539,13 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), RuntimeError> {
         } else if meta.is_file() {
             std::fs::copy(&src, &dst).ctx(|| format!("copying {}", src.display()))?;
         }
-        let _ = std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777));
-        let _ = rustix::fs::chown(&dst, Some(rustix::fs::Uid::from_raw(meta.uid())), Some(rustix::fs::Gid::from_raw(meta.gid())));
+        let _ =
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777));
+        let _ = rustix::fs::chown(
+            &dst,
+            Some(rustix::fs::Uid::from_raw(meta.uid())),
+            Some(rustix::fs::Gid::from_raw(meta.gid())),
+        );
     }
     Ok(())
 }
@@ -445,6 +564,7 @@ pub fn default_devices() -> Vec<(&'static str, u64, u64)> {
 
 /// Create one device node (or, in a user namespace where mknod is refused,
 /// bind-mount the host's node onto an empty file).
+#[allow(clippy::too_many_arguments)]
 fn create_device(
     root: &OwnedFd,
     path: &Path,
@@ -460,9 +580,9 @@ fn create_device(
         return sys_mount(Some(path), &fd_path(&target), None, MS_BIND, "");
     }
     let parent = path.parent().unwrap_or(Path::new("/"));
-    let name = path
-        .file_name()
-        .ok_or_else(|| RuntimeError::Other(format!("device path {} has no name", path.display())))?;
+    let name = path.file_name().ok_or_else(|| {
+        RuntimeError::Other(format!("device path {} has no name", path.display()))
+    })?;
     let dir = ensure_target(root, parent, false)?;
     let kind = match typ {
         LinuxDeviceType::B => rustix::fs::FileType::BlockDevice,
@@ -491,12 +611,26 @@ fn create_device(
 
 /// Create the default devices, the spec's devices and the standard /dev
 /// symlinks.
-pub fn setup_dev(root: &OwnedFd, devices: &[LinuxDevice], in_user_ns: bool, dev_pts: bool) -> Result<(), RuntimeError> {
+pub fn setup_dev(
+    root: &OwnedFd,
+    devices: &[LinuxDevice],
+    in_user_ns: bool,
+    dev_pts: bool,
+) -> Result<(), RuntimeError> {
     for (path, major, minor) in default_devices() {
         if devices.iter().any(|d| d.path() == Path::new(path)) {
             continue;
         }
-        create_device(root, Path::new(path), LinuxDeviceType::C, major, minor, 0o666, Some((0, 0)), in_user_ns)?;
+        create_device(
+            root,
+            Path::new(path),
+            LinuxDeviceType::C,
+            major,
+            minor,
+            0o666,
+            Some((0, 0)),
+            in_user_ns,
+        )?;
     }
     for d in devices {
         let uid = d.uid().unwrap_or(0);
@@ -531,7 +665,12 @@ pub fn setup_dev(root: &OwnedFd, devices: &[LinuxDevice], in_user_ns: bool, dev_
         }
         match rustix::fs::symlinkat(target, &dev, name) {
             Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => return Err(RuntimeError::io(format!("symlink /dev/{name} -> {target}"), e.into())),
+            Err(e) => {
+                return Err(RuntimeError::io(
+                    format!("symlink /dev/{name} -> {target}"),
+                    e.into(),
+                ))
+            }
         }
     }
     Ok(())
@@ -553,16 +692,25 @@ pub fn switch_root(rootfs: &Path, no_pivot: bool) -> Result<(), RuntimeError> {
         rustix::process::chroot(".").ctx(|| "chroot".to_string())?;
         return rustix::process::chdir("/").ctx(|| "chdir /".to_string());
     }
-    let old = rustix::fs::open("/", OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| "opening the old root".to_string())?;
-    let new = rustix::fs::open(rootfs, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| format!("opening {}", rootfs.display()))?;
+    let old = rustix::fs::open(
+        "/",
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "opening the old root".to_string())?;
+    let new = rustix::fs::open(
+        rootfs,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("opening {}", rootfs.display()))?;
     rustix::process::fchdir(&new).ctx(|| format!("chdir {}", rootfs.display()))?;
     rustix::process::pivot_root(".", ".").ctx(|| format!("pivot_root to {}", rootfs.display()))?;
     rustix::process::fchdir(&old).ctx(|| "chdir to the old root".to_string())?;
     // Keep unmount events of the old root from reaching the host.
     sys_mount(None, Path::new("."), None, MS_SLAVE | MS_REC, "")?;
-    rustix::mount::unmount(".", UnmountFlags::DETACH).ctx(|| "detaching the old root".to_string())?;
+    rustix::mount::unmount(".", UnmountFlags::DETACH)
+        .ctx(|| "detaching the old root".to_string())?;
     rustix::process::chdir("/").ctx(|| "chdir /".to_string())
 }
 
@@ -571,7 +719,7 @@ pub fn mask_paths(paths: &[String]) -> Result<(), RuntimeError> {
     for p in paths {
         let path = Path::new(p);
         match std::fs::metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(RuntimeError::io(format!("masking {p}"), e)),
             Ok(meta) if meta.is_dir() => {
                 sys_mount(Some(Path::new("tmpfs")), path, Some("tmpfs"), MS_RDONLY, "")?;
@@ -594,7 +742,13 @@ pub fn readonly_paths(paths: &[String]) -> Result<(), RuntimeError> {
         }
         sys_mount(Some(path), path, None, MS_BIND | MS_REC, "")?;
         let locked = locked_flags(path);
-        sys_mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | locked, "")?;
+        sys_mount(
+            None,
+            path,
+            None,
+            MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | locked,
+            "",
+        )?;
     }
     Ok(())
 }
@@ -602,7 +756,37 @@ pub fn readonly_paths(paths: &[String]) -> Result<(), RuntimeError> {
 /// Remount the (new) root read-only.
 pub fn readonly_root() -> Result<(), RuntimeError> {
     let locked = locked_flags(Path::new("/"));
-    sys_mount(None, Path::new("/"), None, MS_BIND | MS_REMOUNT | MS_RDONLY | locked, "")
+    sys_mount(
+        None,
+        Path::new("/"),
+        None,
+        MS_BIND | MS_REMOUNT | MS_RDONLY | locked,
+        "",
+    )
+}
+
+/// How the container's cgroups appear under `/sys/fs/cgroup`: (name of the
+/// entry, host directory, is cgroup2). On a pure v2 host the single entry
+/// has an empty name (it is the mount itself).
+pub fn cgroup_views(cg: &barge_cgroups::Cgroup) -> Vec<(String, PathBuf, bool)> {
+    let mut out = Vec::new();
+    if cg.is_disabled() {
+        return out;
+    }
+    for h in cg.v1_hierarchies() {
+        if let Some(name) = h.mount_point.file_name() {
+            out.push((name.to_string_lossy().into_owned(), h.path.clone(), false));
+        }
+    }
+    if let Some(path) = cg.unified_path() {
+        let name = if matches!(cg.mode(), barge_cgroups::Mode::V2) {
+            String::new()
+        } else {
+            "unified".to_string()
+        };
+        out.push((name, path.to_path_buf(), true));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -635,32 +819,22 @@ mod tests {
         std::fs::create_dir(&outside).unwrap();
         // A hostile absolute symlink pointing outside the root.
         std::os::unix::fs::symlink(&outside, root.join("evil")).unwrap();
-        let root_fd = rustix::fs::open(&root, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        let root_fd =
+            rustix::fs::open(&root, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        // A dangling (in-root) symlink component is refused, never followed
+        // out of the root.
+        assert!(ensure_target(&root_fd, Path::new("/evil/x/y"), false).is_err());
+        assert!(!outside.join("x").exists(), "created outside the root");
+        // Once the symlink's in-root target exists, it is followed there.
+        std::fs::create_dir_all(root.join(outside.strip_prefix("/").unwrap())).unwrap();
         ensure_target(&root_fd, Path::new("/evil/x/y"), false).unwrap();
         assert!(!outside.join("x").exists(), "created outside the root");
-        assert!(root.join(outside.strip_prefix("/").unwrap()).join("x/y").is_dir());
+        assert!(root
+            .join(outside.strip_prefix("/").unwrap())
+            .join("x/y")
+            .is_dir());
         ensure_target(&root_fd, Path::new("/a/file"), true).unwrap();
         assert!(root.join("a/file").is_file());
         assert!(ensure_target(&root_fd, Path::new("/a/../../etc"), false).is_err());
     }
-}
-
-/// How the container's cgroups appear under `/sys/fs/cgroup`: (name of the
-/// entry, host directory, is cgroup2). On a pure v2 host the single entry
-/// has an empty name (it is the mount itself).
-pub fn cgroup_views(cg: &barge_cgroups::Cgroup) -> Vec<(String, PathBuf, bool)> {
-    let mut out = Vec::new();
-    if cg.is_disabled() {
-        return out;
-    }
-    for h in cg.v1_hierarchies() {
-        if let Some(name) = h.mount_point.file_name() {
-            out.push((name.to_string_lossy().into_owned(), h.path.clone(), false));
-        }
-    }
-    if let Some(path) = cg.unified_path() {
-        let name = if matches!(cg.mode(), barge_cgroups::Mode::V2) { String::new() } else { "unified".to_string() };
-        out.push((name, path.to_path_buf(), true));
-    }
-    out
 }

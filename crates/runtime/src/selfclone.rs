@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::CommandExt;
 
-use rustix::fs::{MemfdFlags, OFlags, SealFlags, Mode};
+use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags};
 
 use crate::error::{Context, RuntimeError};
 
@@ -18,7 +18,11 @@ const SEALS: SealFlags = SealFlags::SEAL
 
 /// Whether this process already runs from a sealed memfd.
 pub fn is_cloned() -> bool {
-    let Ok(fd) = rustix::fs::open("/proc/self/exe", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) else {
+    let Ok(fd) = rustix::fs::open(
+        "/proc/self/exe",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
         return false;
     };
     rustix::fs::fcntl_get_seals(&fd).is_ok_and(|s| s.contains(SEALS))
@@ -30,9 +34,15 @@ pub fn ensure_cloned() -> Result<(), RuntimeError> {
     if is_cloned() {
         return Ok(());
     }
-    let exe = rustix::fs::open("/proc/self/exe", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| "opening /proc/self/exe".to_string())?;
-    let size = rustix::fs::fstat(&exe).ctx(|| "stat /proc/self/exe".to_string())?.st_size as u64;
+    let exe = rustix::fs::open(
+        "/proc/self/exe",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "opening /proc/self/exe".to_string())?;
+    let size = rustix::fs::fstat(&exe)
+        .ctx(|| "stat /proc/self/exe".to_string())?
+        .st_size as u64;
     let memfd = rustix::fs::memfd_create(
         "barge-runtime",
         MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,

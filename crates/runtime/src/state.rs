@@ -110,7 +110,11 @@ impl ContainerState {
 
     /// The OCI state object (`barge-runtime state` output, hook stdin).
     pub fn oci_state(&self, status: Status) -> serde_json::Value {
-        let pid = if status == Status::Stopped { 0 } else { self.pid };
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.pid
+        };
         serde_json::json!({
             "ociVersion": barge_oci::OCI_VERSION,
             "id": self.id,

@@ -137,10 +137,9 @@ pub fn parse_signal(s: &str) -> Result<i32, RuntimeError> {
 
 /// The value of `key` in a `KEY=VALUE` environment list.
 pub fn env_get<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
-    env.iter().rev().find_map(|e| {
-        e.split_once('=')
-            .and_then(|(k, v)| (k == key).then_some(v))
-    })
+    env.iter()
+        .rev()
+        .find_map(|e| e.split_once('=').and_then(|(k, v)| (k == key).then_some(v)))
 }
 
 /// Resolve the executable like `execvp`, inside the current root (the init
@@ -150,9 +149,13 @@ pub fn lookup_executable(arg0: &str, env: &[String], cwd: &Path) -> Result<PathB
     let is_exec = |p: &Path| -> Result<(), String> {
         let meta = std::fs::metadata(p).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                format!("exec: {:?}: stat {}: no such file or directory", arg0, p.display())
+                format!(
+                    "exec: {:?}: stat {}: no such file or directory",
+                    arg0,
+                    p.display()
+                )
             } else {
-                format!("exec: {:?}: {e}", arg0)
+                format!("exec: {arg0:?}: {e}")
             }
         })?;
         if meta.is_dir() {
@@ -182,9 +185,7 @@ pub fn lookup_executable(arg0: &str, env: &[String], cwd: &Path) -> Result<PathB
             Err(_) => {}
         }
     }
-    Err(denied.unwrap_or_else(|| {
-        format!("exec: {arg0:?}: executable file not found in $PATH")
-    }))
+    Err(denied.unwrap_or_else(|| format!("exec: {arg0:?}: executable file not found in $PATH")))
 }
 
 /// Write a file atomically (temp file + rename) with mode 0600.
@@ -201,8 +202,12 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), RuntimeError> {
         .map_err(|e| RuntimeError::io(format!("writing {}", tmp.display()), e))?;
     f.write_all(data)
         .map_err(|e| RuntimeError::io(format!("writing {}", tmp.display()), e))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| RuntimeError::io(format!("renaming {} to {}", tmp.display(), path.display()), e))
+    std::fs::rename(&tmp, path).map_err(|e| {
+        RuntimeError::io(
+            format!("renaming {} to {}", tmp.display(), path.display()),
+            e,
+        )
+    })
 }
 
 #[cfg(test)]
@@ -218,7 +223,8 @@ mod tests {
 
     #[test]
     fn stat_parsing_handles_odd_names() {
-        let text = "123 (a) b) (c) S 1 123 123 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 4242 1000 100";
+        let text =
+            "123 (a) b) (c) S 1 123 123 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 4242 1000 100";
         let st = parse_stat(text).unwrap();
         assert_eq!(st.state, 'S');
         assert_eq!(st.start_time, 4242);
