@@ -64,13 +64,13 @@ fn run(cli: &Cli) -> Result<u8> {
     let root = cli.root.clone().unwrap_or_else(default_root);
     match &cli.command {
         Command::Create(a) => {
-            selfclone::ensure_cloned()?;
+            guard_self(a.common.bundle.as_deref(), None, &root)?;
             let opts = create_options(&root, cli, &a.common);
             container::create(&opts)?;
             Ok(0)
         }
         Command::Run(a) => {
-            selfclone::ensure_cloned()?;
+            guard_self(a.common.bundle.as_deref(), None, &root)?;
             let mut opts = create_options(&root, cli, &a.common);
             let spec = barge_oci::load_config(&opts.bundle)?;
             let terminal = spec
@@ -131,7 +131,7 @@ fn run(cli: &Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Exec(a) => {
-            selfclone::ensure_cloned()?;
+            guard_self(None, Some(&a.id), &root)?;
             let process = cli::exec_process(&root, a)?;
             let code = exec::exec(&ExecOptions {
                 root,
@@ -278,6 +278,26 @@ fn run(cli: &Cli) -> Result<u8> {
             bail!("checkpoint/restore is not supported by barge-runtime yet")
         }
     }
+}
+
+/// Re-execute from a sealed copy of ourselves when the exec trampoline
+/// alone does not protect the host binary (see `selfclone::needs_full_copy`).
+fn guard_self(bundle: Option<&Path>, exec_id: Option<&str>, root: &Path) -> Result<()> {
+    if !selfclone::has_trampoline() {
+        return Ok(selfclone::ensure_cloned()?);
+    }
+    let needs = match exec_id {
+        Some(id) => barge_runtime::state::ContainerState::load(root, id)
+            .map(|st| selfclone::needs_full_copy(&st.config, true))
+            .unwrap_or(false),
+        None => barge_oci::load_config(bundle.unwrap_or(Path::new(".")))
+            .map(|spec| selfclone::needs_full_copy(&spec, false))
+            .unwrap_or(false),
+    };
+    if needs {
+        selfclone::ensure_cloned()?;
+    }
+    Ok(())
 }
 
 fn create_options(root: &Path, cli: &Cli, a: &cli::CreateArgs) -> CreateOptions {

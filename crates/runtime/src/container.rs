@@ -147,7 +147,9 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
     let fifo = rustix::fs::open(&fifo_path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
         .ctx(|| format!("opening {}", fifo_path.display()))?;
 
+    tracing::debug!(id = %opts.id, "create: cgroup ready");
     let (parent_chan, child_chan) = channel::pair()?;
+    let trampoline = crate::selfclone::trampoline()?;
     let (our_pipes, child_pipes) = if opts.stdio_pipes {
         let user = spec
             .process()
@@ -208,15 +210,18 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
                 no_new_keyring: opts.no_new_keyring,
                 cgroup_views,
                 stdio: child_pipes,
+                trampoline,
             })
         }
         barge_sys::Fork::Parent(pid) => pid.as_raw_nonzero().get(),
     };
     drop(child_chan);
     drop(child_pipes);
+    drop(trampoline);
     drop(fifo);
     drop(console_socket);
     cleanup.pid = Some(child);
+    tracing::debug!(id = %opts.id, pid = child, "create: cloned");
     if let Some(ns) = &own_pid_ns {
         rustix::thread::move_into_link_name_space(
             ns.as_fd(),
@@ -253,6 +258,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
         }
         // If the init already failed, its message is read below.
         let _ = parent_chan.send(&ToInit::CgroupsDone, &[]);
+        tracing::debug!(id = %opts.id, "create: cgroups joined");
     }
 
     let mut init_pid = child;
@@ -332,7 +338,10 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
                 parent_chan.send(&ToInit::SeccompDone, &[])?;
             }
             FromInit::ConsoleFd => console = fds.pop(),
-            FromInit::Ready => break,
+            FromInit::Ready => {
+                tracing::debug!(id = %opts.id, "create: init ready");
+                break;
+            }
             FromInit::Failed { step, message } => {
                 let _ = reap_status(init_pid);
                 return Err(RuntimeError::Init(format!("{step}: {message}")));

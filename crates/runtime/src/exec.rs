@@ -102,6 +102,7 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
         .transpose()?;
     let clone_fd = st.cgroup.clone_into_fd();
     let (parent_chan, child_chan) = crate::channel::pair()?;
+    let trampoline = crate::selfclone::trampoline()?;
     let (our_pipes, child_pipes) = if !opts.detach && !terminal {
         let linux = st.config.linux().as_ref();
         let owner = crate::namespaces::host_ids(linux, process.user().uid(), process.user().gid());
@@ -147,6 +148,7 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
                 console_socket,
                 child_pipes,
                 opts.preserve_fds,
+                trampoline.as_ref(),
             );
             let msg = match res {
                 Ok(never) => match never {},
@@ -224,6 +226,7 @@ fn exec_child(
     console_socket: Option<OwnedFd>,
     pipes: Option<[OwnedFd; 3]>,
     preserve_fds: u32,
+    trampoline: Option<&OwnedFd>,
 ) -> Result<std::convert::Infallible, RuntimeError> {
     match chan.recv::<crate::channel::ToInit>()? {
         Some((crate::channel::ToInit::Go { .. }, _)) => {}
@@ -307,19 +310,9 @@ fn exec_child(
         .map_err(|e| RuntimeError::io("close_range", e))?;
     barge_sys::signal::reset_dispositions();
     let _ = barge_sys::signal::set_mask(&barge_sys::signal::SigSet::empty());
-    use std::os::unix::process::CommandExt;
-    let mut cmd = std::process::Command::new(&exe);
-    cmd.arg0(&arg0).args(argv.iter().skip(1)).env_clear();
-    for kv in &env {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
-        }
-    }
-    let err = cmd.exec();
-    Err(RuntimeError::Other(format!(
-        "exec {}: {err}",
-        exe.display()
-    )))
+    Err(crate::selfclone::exec_guarded(
+        trampoline, &exe, &argv, &env,
+    ))
 }
 
 /// Block the signals we forward (call before creating the child so none is

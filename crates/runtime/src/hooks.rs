@@ -15,9 +15,20 @@ pub fn run_all(
     hooks: Option<&Vec<Hook>>,
     state: &serde_json::Value,
 ) -> Result<(), RuntimeError> {
+    run_all_via(kind, hooks, state, None)
+}
+
+/// Like [`run_all`], executing each hook through the exec trampoline (for
+/// hooks whose path resolves inside the container: startContainer).
+pub fn run_all_via(
+    kind: &str,
+    hooks: Option<&Vec<Hook>>,
+    state: &serde_json::Value,
+    trampoline: Option<&std::os::fd::OwnedFd>,
+) -> Result<(), RuntimeError> {
     let state = serde_json::to_vec(state).map_err(|e| RuntimeError::Other(e.to_string()))?;
     for (i, hook) in hooks.into_iter().flatten().enumerate() {
-        run(kind, i, hook, &state)?;
+        run(kind, i, hook, &state, trampoline)?;
     }
     Ok(())
 }
@@ -29,21 +40,46 @@ pub fn run_all_warn(kind: &str, hooks: Option<&Vec<Hook>>, state: &serde_json::V
         return;
     };
     for (i, hook) in hooks.into_iter().flatten().enumerate() {
-        if let Err(e) = run(kind, i, hook, &state) {
+        if let Err(e) = run(kind, i, hook, &state, None) {
             tracing::warn!(error = %e, "hook failed");
             eprintln!("barge-runtime: warning: {e}");
         }
     }
 }
 
-fn run(kind: &str, index: usize, hook: &Hook, state: &[u8]) -> Result<(), RuntimeError> {
+fn run(
+    kind: &str,
+    index: usize,
+    hook: &Hook,
+    state: &[u8],
+    trampoline: Option<&std::os::fd::OwnedFd>,
+) -> Result<(), RuntimeError> {
+    use std::os::fd::AsRawFd;
     let path = hook.path();
     let name = format!("{kind} hook #{index} ({})", path.display());
-    let mut cmd = Command::new(path);
-    if let Some(args) = hook.args() {
-        if let Some((argv0, rest)) = args.split_first() {
+    let tramp_path = trampoline
+        .map(|fd| std::path::PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())))
+        .filter(|p| p.exists());
+    let mut cmd = match &tramp_path {
+        Some(t) => {
+            let mut c = Command::new(t);
+            c.arg0("barge-exec").arg(path);
+            c
+        }
+        None => Command::new(path),
+    };
+    let args = hook.args().clone().unwrap_or_default();
+    match (args.split_first(), &tramp_path) {
+        (Some((argv0, rest)), Some(_)) => {
+            cmd.arg(argv0).args(rest);
+        }
+        (Some((argv0, rest)), None) => {
             cmd.arg0(argv0).args(rest);
         }
+        (None, Some(_)) => {
+            cmd.arg(path);
+        }
+        (None, None) => {}
     }
     cmd.env_clear();
     for kv in hook.env().iter().flatten() {

@@ -5,7 +5,6 @@
 
 use std::convert::Infallible;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, PosixRlimit, Spec};
@@ -37,6 +36,8 @@ pub struct InitArgs<'a> {
     pub cgroup_views: Vec<(String, PathBuf, bool)>,
     /// stdio pipes to install as fds 0-2 (foreground `run`).
     pub stdio: Option<[OwnedFd; 3]>,
+    /// Sealed memfd of the exec trampoline.
+    pub trampoline: Option<OwnedFd>,
 }
 
 /// Set once the runtime has been told we are ready: later failures can only
@@ -421,20 +422,9 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
     barge_sys::signal::reset_dispositions();
     let _ = barge_sys::signal::set_mask(&barge_sys::signal::SigSet::empty());
 
-    let mut cmd = std::process::Command::new(&exe);
-    cmd.arg0(&arg0).args(argv.iter().skip(1)).env_clear();
-    for kv in &env {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
-        }
-    }
-    let err = cmd.exec();
+    let err = crate::selfclone::exec_guarded(args.trampoline.as_ref(), &exe, &argv, &env);
     drop(fifo);
-    let msg = format!("exec {}: {err}", exe.display());
-    Err((
-        "starting the container process".to_string(),
-        RuntimeError::Other(msg),
-    ))
+    Err(("starting the container process".to_string(), err))
 }
 
 fn load_seccomp(

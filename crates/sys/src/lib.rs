@@ -10,6 +10,6 @@ pub mod process;
 pub mod signal;
 
 pub use process::{
-    clone3, close_range_cloexec, exit_now, fork, mount_setattr_idmap, personality,
+    clone3, close_range_cloexec, execveat_fd, exit_now, fork, mount_setattr_idmap, personality,
     unshare_namespaces, CloneArgs, Fork,
 };

@@ -214,6 +214,35 @@ pub fn unshare_namespaces(flags: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`: execute the program an fd
+/// refers to (a sealed memfd) without needing `/proc`. Returns only on
+/// failure.
+pub fn execveat_fd(
+    fd: BorrowedFd<'_>,
+    argv: &[std::ffi::CString],
+    envp: &[std::ffi::CString],
+) -> io::Error {
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    // SAFETY: both pointer arrays are NULL-terminated and point into
+    // CStrings that outlive the call; the path is a valid empty C string and
+    // `fd` is borrowed for the duration of the call. On success the call
+    // does not return.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            argv_ptrs.as_ptr(),
+            envp_ptrs.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+    }
+    io::Error::last_os_error()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
