@@ -288,11 +288,9 @@ fn guard_self(bundle: Option<&Path>, exec_id: Option<&str>, root: &Path) -> Resu
     }
     let needs = match exec_id {
         Some(id) => barge_runtime::state::ContainerState::load(root, id)
-            .map(|st| selfclone::needs_full_copy(&st.config, true))
-            .unwrap_or(false),
+            .is_ok_and(|st| selfclone::needs_full_copy(&st.config, true)),
         None => barge_oci::load_config(bundle.unwrap_or(Path::new(".")))
-            .map(|spec| selfclone::needs_full_copy(&spec, false))
-            .unwrap_or(false),
+            .is_ok_and(|spec| selfclone::needs_full_copy(&spec, false)),
     };
     if needs {
         selfclone::ensure_cloned()?;
