@@ -15,6 +15,8 @@ PACKAGES=(
     busybox-static runc podman uidmap
     hyperfine jq iproute2 skopeo procps util-linux mount
     ca-certificates curl
+    catatonit netavark aardvark-dns iptables conmon golang-github-containers-common
+    bsdutils
 )
 
 missing=()
