@@ -13,6 +13,7 @@ mod limits;
 mod mounts;
 mod namespaces;
 mod process;
+mod rootless;
 mod seccomp;
 mod security;
 mod terminal;

@@ -90,11 +90,6 @@ fn make_rootless(spec: &mut Value) {
                     "mode=0620"
                 ]);
             }
-            if m["destination"] == "/dev/mqueue" {
-                m["type"] = json!("none");
-                m["source"] = json!("/dev/mqueue");
-                m["options"] = json!(["rbind", "nosuid", "noexec", "nodev"]);
-            }
         }
     }
 }

@@ -106,6 +106,7 @@ impl Channel {
         let mut buf = vec![0u8; 64 * 1024];
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(4))];
         let mut ancillary = RecvAncillaryBuffer::new(&mut space);
+        let mut reset_seen = false;
         let n = loop {
             match recvmsg(
                 &self.fd,
@@ -115,6 +116,11 @@ impl Channel {
             ) {
                 Ok(r) => break r.bytes,
                 Err(rustix::io::Errno::INTR) => {}
+                // The peer closed with our last message unread: the kernel
+                // reports a reset first, then still delivers what the peer
+                // sent before closing (its failure report, typically).
+                Err(rustix::io::Errno::CONNRESET) if !reset_seen => reset_seen = true,
+                Err(rustix::io::Errno::CONNRESET) => return Ok(None),
                 Err(e) => return Err(RuntimeError::io("reading the sync socket", e.into())),
             }
         };

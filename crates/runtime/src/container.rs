@@ -394,6 +394,23 @@ fn prepare_idmapped_mounts(
         let Some(recursive) = opts.idmap else {
             continue;
         };
+        let linux = spec.linux().as_ref();
+        let same = |mine: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>,
+                    theirs: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+            mine.as_ref().is_none_or(|m| Some(m) == theirs)
+        };
+        if !same(
+            m.uid_mappings(),
+            linux.and_then(|l| l.uid_mappings().as_ref()),
+        ) || !same(
+            m.gid_mappings(),
+            linux.and_then(|l| l.gid_mappings().as_ref()),
+        ) {
+            return Err(RuntimeError::Other(format!(
+                "idmapped mount at {}: mappings that differ from the container's are not supported yet",
+                m.destination().display()
+            )));
+        }
         if !userns_ready {
             return Err(RuntimeError::Other(format!(
                 "idmapped mount at {} needs a new user namespace created by the runtime",
