@@ -256,7 +256,10 @@ fn run(cli: &Cli) -> Result<u8> {
             let mut ooms = st.cgroup.oom_kill_count().unwrap_or(0);
             loop {
                 let stats = container::stats(&root, &a.id)?;
-                println!("{}", serde_json::to_string(&stats)?);
+                // A reader that went away ends the stream quietly.
+                if writeln!(std::io::stdout(), "{}", serde_json::to_string(&stats)?).is_err() {
+                    return Ok(0);
+                }
                 if a.stats {
                     return Ok(0);
                 }
@@ -266,7 +269,10 @@ fn run(cli: &Cli) -> Result<u8> {
                     let now = st.cgroup.oom_kill_count().unwrap_or(ooms);
                     if now > ooms {
                         ooms = now;
-                        println!("{}", serde_json::json!({"type": "oom", "id": a.id}));
+                        let oom = serde_json::json!({"type": "oom", "id": a.id});
+                        if writeln!(std::io::stdout(), "{oom}").is_err() {
+                            return Ok(0);
+                        }
                     }
                     if !util::process_alive(st.pid, st.start_time) {
                         return Ok(0);
