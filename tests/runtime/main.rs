@@ -3,6 +3,7 @@
 //! with the static `barge-check` binary. See docs/testing.md.
 
 mod bad_input;
+mod cgroup_v2;
 mod cli;
 mod devices;
 mod exec;
