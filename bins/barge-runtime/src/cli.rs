@@ -350,16 +350,22 @@ pub fn exec_process(root: &Path, a: &ExecCmd) -> Result<Process> {
         p.set_cwd(cwd.clone());
     }
     if let Some(user) = &a.user {
-        let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
+        // `uid[:gid]`; without a gid the process keeps the config's (runc).
+        let (uid, gid) = match user.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (user.as_str(), None),
+        };
         let mut u = p.user().clone();
         u.set_uid(
             uid.parse()
                 .with_context(|| format!("invalid uid in --user {user:?}"))?,
         );
-        u.set_gid(
-            gid.parse()
-                .with_context(|| format!("invalid gid in --user {user:?}"))?,
-        );
+        if let Some(gid) = gid {
+            u.set_gid(
+                gid.parse()
+                    .with_context(|| format!("invalid gid in --user {user:?}"))?,
+            );
+        }
         p.set_user(u);
     }
     if !a.additional_gids.is_empty() {

@@ -159,6 +159,18 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<(), SpecError> {
             "timeOffsets are set but there is no time namespace",
         ));
     }
+    for dev in linux.devices().iter().flatten() {
+        let p = dev.path();
+        if !p.starts_with("/dev/")
+            || p.components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(invalid(format!(
+                "device path {} must be under /dev and must not contain '..'",
+                p.display()
+            )));
+        }
+    }
     for key in linux.sysctl().iter().flat_map(|m| m.keys()) {
         check_sysctl(key, &has)?;
     }

@@ -137,6 +137,22 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
         cgroup.apply(res)?;
     }
 
+    // A provisional state from here on: if this process is killed, a later
+    // `delete` still finds the cgroups and the init to remove.
+    let mut st = ContainerState {
+        id: opts.id.clone(),
+        pid: 0,
+        start_time: 0,
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        created: util::rfc3339_now(),
+        owner: rustix::process::geteuid().as_raw(),
+        cgroup: cgroup.clone(),
+        config: spec.clone(),
+        started: false,
+        creating: true,
+    };
+    st.save(&opts.root)?;
     let fifo_path = dir.join(EXEC_FIFO);
     rustix::fs::mkfifoat(rustix::fs::CWD, &fifo_path, Mode::from_raw_mode(0o622))
         .ctx(|| format!("creating {}", fifo_path.display()))?;
@@ -193,6 +209,9 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
     .map_err(|e| RuntimeError::io("clone3 of the container init", e))?;
     let child = match fork {
         barge_sys::Fork::Child => {
+            // No host directory fd may survive into the container.
+            drop(clone_fd);
+            drop(own_pid_ns);
             drop(parent_chan);
             drop(our_pipes);
             std::mem::forget(cleanup);
@@ -222,6 +241,9 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
     drop(console_socket);
     cleanup.pid = Some(child);
     tracing::debug!(id = %opts.id, pid = child, "create: cloned");
+    st.pid = child;
+    st.start_time = util::proc_stat(child).map_or(0, |s| s.start_time);
+    st.save(&opts.root)?;
     if let Some(ns) = &own_pid_ns {
         rustix::thread::move_into_link_name_space(
             ns.as_fd(),
@@ -263,22 +285,10 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
 
     let mut init_pid = child;
     let mut console = None;
-    let created = util::rfc3339_now();
-    let mut st = ContainerState {
-        id: opts.id.clone(),
-        pid: init_pid,
-        start_time: 0,
-        bundle: bundle.clone(),
-        rootfs: rootfs.clone(),
-        created,
-        owner: rustix::process::geteuid().as_raw(),
-        cgroup: cgroup.clone(),
-        config: spec.clone(),
-        started: false,
-    };
     loop {
         let Some((msg, mut fds)) = parent_chan.recv::<FromInit>()? else {
             let why = reap_status(init_pid);
+            cleanup.pid = None;
             return Err(RuntimeError::Init(format!(
                 "the container init exited unexpectedly ({why})"
             )));
@@ -296,6 +306,8 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
                 init_pid = pid;
                 cleanup.pid = Some(pid);
                 st.pid = pid;
+                st.start_time = util::proc_stat(pid).map_or(0, |s| s.start_time);
+                st.save(&opts.root)?;
             }
             FromInit::RunHooks => {
                 let state_json = st.oci_state(Status::Creating);
@@ -344,11 +356,12 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
             }
             FromInit::Failed { step, message } => {
                 let _ = reap_status(init_pid);
+                cleanup.pid = None;
                 return Err(RuntimeError::Init(format!("{step}: {message}")));
             }
         }
     }
-    st.start_time = util::proc_stat(init_pid).map_or(0, |s| s.start_time);
+    st.creating = false;
     st.save(&opts.root)?;
     if let Some(pf) = &opts.pid_file {
         util::write_atomic(pf, init_pid.to_string().as_bytes())?;

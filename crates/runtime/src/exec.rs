@@ -137,6 +137,8 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
     .map_err(|e| RuntimeError::io("clone3 of the exec process", e))?;
     let child = match fork {
         barge_sys::Fork::Child => {
+            // No host directory fd may survive into the container.
+            drop(clone_fd);
             drop(parent_chan);
             drop(our_pipes);
             let res = exec_child(
@@ -281,8 +283,7 @@ fn exec_child(
     if let Some(mask) = process.user().umask() {
         rustix::process::umask(Mode::from_raw_mode(mask));
     }
-    rustix::process::chdir(process.cwd())
-        .ctx(|| format!("chdir to cwd {}", process.cwd().display()))?;
+    crate::rootfs::chdir_in_root(process.cwd())?;
     if nnp {
         rustix::thread::set_no_new_privs(true).ctx(|| "setting no_new_privs".into())?;
     }

@@ -1,6 +1,6 @@
 //! OCI hooks: run a hook with the container state on stdin, with a timeout.
 
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -87,52 +87,83 @@ fn run(
             cmd.env(k, v);
         }
     }
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    // State in and output out through memfds: a hook that does not read
+    // its stdin or writes a lot can never block us (or itself) on a pipe.
+    let memfd = |what: &str| -> Result<std::fs::File, RuntimeError> {
+        rustix::fs::memfd_create(what, rustix::fs::MemfdFlags::CLOEXEC)
+            .map(std::fs::File::from)
+            .map_err(|e| RuntimeError::Hook(format!("{name}: memfd: {}", std::io::Error::from(e))))
+    };
+    let mut input = memfd("hook-state")?;
+    input
+        .write_all(state)
+        .and_then(|()| input.seek(SeekFrom::Start(0)).map(drop))
+        .map_err(|e| RuntimeError::Hook(format!("{name}: writing the state: {e}")))?;
+    let mut output = memfd("hook-output")?;
+    let out_dup = |f: &std::fs::File| {
+        f.try_clone()
+            .map_err(|e| RuntimeError::Hook(format!("{name}: {e}")))
+    };
+    cmd.stdin(Stdio::from(input))
+        .stdout(Stdio::from(out_dup(&output)?))
+        .stderr(Stdio::from(out_dup(&output)?));
     let mut child = cmd
         .spawn()
         .map_err(|e| RuntimeError::Hook(format!("{name}: cannot start: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook may exit without reading its stdin: EPIPE is not an error.
-        let _ = stdin.write_all(state);
-    }
+    drop(cmd);
     let timeout = hook
         .timeout()
         .filter(|t| *t > 0)
         .map(|t| Duration::from_secs(t as u64));
     let start = Instant::now();
+    let pidfd = rustix::process::Pid::from_raw(child.id() as i32)
+        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => {}
             Err(e) => return Err(RuntimeError::Hook(format!("{name}: waiting: {e}"))),
         }
-        if let Some(t) = timeout {
-            if start.elapsed() >= t {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(RuntimeError::Hook(format!(
-                    "{name} timed out after {}s",
-                    t.as_secs()
-                )));
-            }
+        let left = timeout.map(|t| t.saturating_sub(start.elapsed()));
+        if left == Some(Duration::ZERO) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(RuntimeError::Hook(format!(
+                "{name} timed out after {}s",
+                timeout.unwrap_or_default().as_secs()
+            )));
         }
-        std::thread::sleep(Duration::from_millis(
-            if start.elapsed() < Duration::from_millis(20) {
-                1
-            } else {
-                10
-            },
-        ));
+        let step = left
+            .unwrap_or(Duration::from_secs(1))
+            .min(Duration::from_secs(1));
+        match &pidfd {
+            Some(fd) => {
+                let mut pfd = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+                let ts = rustix::event::Timespec {
+                    tv_sec: step.as_secs() as i64,
+                    tv_nsec: i64::from(step.subsec_nanos()),
+                };
+                let _ = rustix::event::poll(&mut pfd, Some(&ts));
+            }
+            None => std::thread::sleep(step.min(Duration::from_millis(5))),
+        }
     };
     if !status.success() {
-        let out = child.wait_with_output().ok();
-        let stderr = out
-            .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string())
-            .unwrap_or_default();
+        let mut text = Vec::new();
+        let _ = output.seek(SeekFrom::Start(0));
+        let _ = output.read_to_end(&mut text);
+        let text = String::from_utf8_lossy(&text);
+        let tail: String = text
+            .trim()
+            .chars()
+            .rev()
+            .take(2000)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         return Err(RuntimeError::Hook(format!(
-            "{name} failed ({status}): {stderr}"
+            "{name} failed ({status}): {tail}"
         )));
     }
     Ok(())

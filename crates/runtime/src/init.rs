@@ -103,6 +103,17 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
 
     // Never let the container see our /proc/self/exe or memory.
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+    // Until `create` has recorded us, die with it (one-step mode: our parent
+    // is the runtime); and, like runc's init, end on SIGTERM/SIGINT/SIGHUP
+    // while waiting, which pid 1 of a namespace would otherwise ignore.
+    let one_step = !plan.two_step();
+    if one_step {
+        // (If the runtime died before this, the wait for `Go` below sees the
+        // channel close and we exit.)
+        let _ =
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    }
+    let _ = barge_sys::signal::exit_on(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP]);
 
     let (go, idmap_fds) = expect(chan, "waiting for the runtime")?;
     let idmap_dests: Vec<PathBuf> = match &go {
@@ -352,9 +363,7 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
         rustix::process::umask(Mode::from_raw_mode(mask));
     }
     let cwd = process.cwd();
-    rustix::process::chdir(cwd)
-        .ctx(|| format!("chdir to cwd {}", cwd.display()))
-        .step("changing to the working directory")?;
+    rootfs::chdir_in_root(cwd).step("changing to the working directory")?;
     if nnp {
         rustix::thread::set_no_new_privs(true)
             .ctx(|| "setting no_new_privs".into())
@@ -382,6 +391,10 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
         .map_err(|e| RuntimeError::io("close_range", e))
         .step("closing inherited fds")?;
 
+    if one_step {
+        // The runtime exits normally once it has our report.
+        let _ = rustix::process::set_parent_process_death_signal(None);
+    }
     chan.send(&FromInit::Ready, &[]).step("reporting ready")?;
     READY.store(true, std::sync::atomic::Ordering::Relaxed);
 
@@ -405,10 +418,11 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
     drop(args.chan);
 
     if let Some(h) = hooks {
-        hooks::run_all(
+        hooks::run_all_via(
             "startContainer",
             h.start_container().as_ref(),
             &hook_state("created"),
+            args.trampoline.as_ref(),
         )
         .step("running startContainer hooks")?;
     }

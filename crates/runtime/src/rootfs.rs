@@ -257,6 +257,42 @@ pub fn ensure_target(root: &OwnedFd, dest: &Path, file: bool) -> Result<OwnedFd,
     open_in_root(root, dest).ctx(|| format!("resolving {} in the rootfs", dest.display()))
 }
 
+/// Enter the working directory `cwd` resolved inside the current root
+/// (never through a magic link such as `/proc/self/fd/N`, which could name a
+/// directory outside it), and check that the result is reachable from the
+/// root (CVE-2024-21626).
+pub fn chdir_in_root(cwd: &Path) -> Result<(), RuntimeError> {
+    let root = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "opening /".to_string())?;
+    let rel = cwd.strip_prefix("/").unwrap_or(cwd);
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    let dir = rustix::fs::openat2(
+        &root,
+        rel,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .ctx(|| format!("chdir to cwd {}", cwd.display()))?;
+    rustix::process::fchdir(&dir).ctx(|| format!("chdir to cwd {}", cwd.display()))?;
+    let now = rustix::process::getcwd(Vec::new()).ctx(|| "getcwd".to_string())?;
+    if !now.to_bytes().starts_with(b"/") {
+        return Err(RuntimeError::Other(format!(
+            "cwd {} is outside the container's root",
+            cwd.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Flags of the mount at `path` that an unprivileged user namespace may not
 /// clear on a bind remount (the kernel "locks" them).
 pub fn locked_flags(path: &Path) -> u64 {
@@ -509,9 +545,34 @@ fn mount_cgroup(
 
 /// Copy a directory's contents to a temporary directory (for `tmpcopyup`).
 fn snapshot_dir(dir: &OwnedFd) -> Result<PathBuf, RuntimeError> {
-    let tmp = std::env::temp_dir().join(format!("barge-tmpcopyup-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
+    // A fresh directory that did not exist before (mkdir fails on anything
+    // already there, symlinks included), mode 0700: nobody can redirect or
+    // race the copy.
+    let base = std::env::temp_dir();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut tmp = None;
+    for i in 0..100u32 {
+        let candidate = base.join(format!(
+            "barge-tmpcopyup-{}-{nanos:x}-{i}",
+            std::process::id()
+        ));
+        match rustix::fs::mkdir(&candidate, Mode::from_raw_mode(0o700)) {
+            Ok(()) => {
+                tmp = Some(candidate);
+                break;
+            }
+            Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => {
+                return Err(RuntimeError::io(
+                    format!("creating {}", candidate.display()),
+                    e.into(),
+                ))
+            }
+        }
+    }
+    let tmp = tmp.ok_or_else(|| RuntimeError::Other("no free tmpcopyup directory name".into()))?;
     copy_tree(&fd_path(dir), &tmp)?;
     Ok(tmp)
 }
@@ -576,6 +637,24 @@ fn create_device(
     in_user_ns: bool,
 ) -> Result<(), RuntimeError> {
     if in_user_ns {
+        // mknod is refused in a user namespace: bind the host's node, which
+        // must be the device the spec names.
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let meta = std::fs::metadata(path).ctx(|| format!("host device {}", path.display()))?;
+        let kind_ok = match typ {
+            LinuxDeviceType::B => meta.file_type().is_block_device(),
+            LinuxDeviceType::P => meta.file_type().is_fifo(),
+            _ => meta.file_type().is_char_device(),
+        };
+        let rdev_ok = typ == LinuxDeviceType::P
+            || (rustix::fs::major(meta.rdev()) as u64 == major
+                && rustix::fs::minor(meta.rdev()) as u64 == minor);
+        if !kind_ok || !rdev_ok {
+            return Err(RuntimeError::Other(format!(
+                "device {}: the host node is not {typ:?} {major}:{minor}, so it cannot be bound in a user namespace",
+                path.display()
+            )));
+        }
         let target = ensure_target(root, path, true)?;
         return sys_mount(Some(path), &fd_path(&target), None, MS_BIND, "");
     }

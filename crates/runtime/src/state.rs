@@ -57,6 +57,10 @@ pub struct ContainerState {
     /// Whether the init has been started (the fifo is gone).
     #[serde(default)]
     pub started: bool,
+    /// Set while `create` is still setting the container up (or died doing
+    /// so): `delete` then cleans up whatever exists.
+    #[serde(default)]
+    pub creating: bool,
 }
 
 /// The state directory for `id` under `root`.
@@ -93,6 +97,9 @@ impl ContainerState {
     pub fn status(&self, root: &Path) -> Status {
         if !util::process_alive(self.pid, self.start_time) {
             return Status::Stopped;
+        }
+        if self.creating {
+            return Status::Creating;
         }
         if dir(root, &self.id).join(EXEC_FIFO).exists() {
             return Status::Created;

@@ -103,3 +103,28 @@ pub fn read_signal(fd: &OwnedFd) -> io::Result<i32> {
     }
     Ok(info.ssi_signo as i32)
 }
+
+extern "C" fn exit_with_signal(sig: libc::c_int) {
+    // SAFETY: `_exit` is async-signal-safe and never returns.
+    unsafe { libc::_exit(128 + sig) }
+}
+
+/// Make each of `signals` end the process at once (exit status 128+signal).
+///
+/// Used by the container init while it waits for `start`: as pid 1 of its
+/// namespace it would otherwise ignore default-action signals such as
+/// SIGTERM, so `kill <created container> TERM` would do nothing.
+pub fn exit_on(signals: &[i32]) -> io::Result<()> {
+    for &sig in signals {
+        // SAFETY: a zeroed sigaction is a valid starting point; we set a
+        // handler that only calls the async-signal-safe `_exit`.
+        let mut act = unsafe { std::mem::zeroed::<libc::sigaction>() };
+        act.sa_sigaction = exit_with_signal as extern "C" fn(libc::c_int) as usize;
+        // SAFETY: `act` is fully initialised; the old action is not wanted.
+        let ret = unsafe { libc::sigaction(sig, &raw const act, std::ptr::null_mut()) };
+        if ret == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
