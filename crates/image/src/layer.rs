@@ -360,10 +360,19 @@ impl Ctx<'_> {
                     })
                 }
                 Err(Errno::NOTDIR) => {
-                    // O_NOFOLLOW on a symlink fails ELOOP, so this is a non-directory.
-                    return Err(LayerError::NotADirectory {
-                        entry: self.entry.clone(),
-                        component: so_far(),
+                    // O_DIRECTORY|O_NOFOLLOW on a symlink fails ENOTDIR too.
+                    let is_symlink = rfs::statat(dirfd, name, AtFlags::SYMLINK_NOFOLLOW)
+                        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink);
+                    return Err(if is_symlink {
+                        LayerError::ThroughSymlink {
+                            entry: self.entry.clone(),
+                            component: so_far(),
+                        }
+                    } else {
+                        LayerError::NotADirectory {
+                            entry: self.entry.clone(),
+                            component: so_far(),
+                        }
                     });
                 }
                 Err(e) => return Err(self.io("open parent directory")(e)),

@@ -1,6 +1,7 @@
 //! Round trip: a 3-layer image (plain, gzip, zstd) written as an OCI
 //! layout, imported, unpacked, checked in overlay format, mounted (as root),
 //! exported and re-imported.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
