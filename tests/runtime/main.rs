@@ -14,6 +14,7 @@ mod limits;
 mod mounts;
 mod namespaces;
 mod process;
+mod regressions;
 mod rootless;
 mod seccomp;
 mod security;

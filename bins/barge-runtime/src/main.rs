@@ -101,12 +101,18 @@ fn run(cli: &Cli) -> Result<u8> {
             if a.detach {
                 return Ok(0);
             }
-            drop(sigfd);
             let attach = exec::Attach {
                 console: created.console,
                 pipes: created.pipes,
             };
-            let code = exec::wait_attached(created.state.pid, attach)?;
+            // Never leave a running container behind if waiting fails.
+            let code = match exec::wait_attached(created.state.pid, attach, sigfd) {
+                Ok(code) => code,
+                Err(e) => {
+                    let _ = container::delete(&root, &opts.id, true);
+                    return Err(e.into());
+                }
+            };
             if !a.keep {
                 container::delete(&root, &opts.id, true)?;
             }
@@ -293,8 +299,20 @@ fn guard_self(bundle: Option<&Path>, exec_id: Option<&str>, root: &Path) -> Resu
         return Ok(selfclone::ensure_cloned()?);
     }
     let needs = match exec_id {
-        Some(id) => barge_runtime::state::ContainerState::load(root, id)
-            .is_ok_and(|st| selfclone::needs_full_copy(&st.config, true)),
+        Some(id) => barge_runtime::state::ContainerState::load(root, id).is_ok_and(|st| {
+            let no_userns = st
+                .config
+                .linux()
+                .as_ref()
+                .and_then(|l| l.namespaces().as_ref())
+                .is_none_or(|ns| {
+                    !ns.iter()
+                        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+                });
+            selfclone::needs_full_copy(&st.config, true)
+                || (no_userns
+                    && selfclone::any_ptrace_capable(&st.cgroup.pids().unwrap_or_default()))
+        }),
         None => barge_oci::load_config(bundle.unwrap_or(Path::new(".")))
             .is_ok_and(|spec| selfclone::needs_full_copy(&spec, false)),
     };

@@ -87,19 +87,13 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
         }
     }
     let pid_ns_differs = ns_differs(st.pid, "pid");
-    // Pre-open what must be done from the host side.
-    let pid_file = opts
-        .pid_file
-        .as_ref()
-        .map(|p| {
-            rustix::fs::open(
-                p,
-                OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o644),
-            )
-            .ctx(|| format!("opening pid file {}", p.display()))
-        })
-        .transpose()?;
+    // Signals for the process are blocked from before it exists until
+    // `wait_attached` forwards them (the child unblocks them before exec).
+    let sigfd = if opts.detach {
+        None
+    } else {
+        Some(forwarding_signals()?)
+    };
     let clone_fd = st.cgroup.clone_into_fd();
     let (parent_chan, child_chan) = crate::channel::pair()?;
     let trampoline = crate::selfclone::trampoline()?;
@@ -202,9 +196,8 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
             Some(_) => {}
         }
     }
-    if let Some(fd) = pid_file {
-        rustix::io::write(&fd, child.to_string().as_bytes())
-            .ctx(|| "writing the pid file".to_string())?;
+    if let Some(path) = &opts.pid_file {
+        util::write_atomic(path, child.to_string().as_bytes())?;
     }
     if opts.detach {
         return Ok(0);
@@ -215,6 +208,7 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
             console,
             pipes: our_pipes,
         },
+        sigfd,
     )
 }
 
@@ -369,9 +363,18 @@ pub fn dup_stdio(fds: &[OwnedFd; 3]) -> Result<(), RuntimeError> {
 
 /// Wait for `pid` (our child or, as subreaper, our descendant), forwarding
 /// signals and proxying the terminal or stdio pipes. Returns the exit code
-/// (128+signal for a signal death).
-pub fn wait_attached(pid: i32, attach: Attach) -> Result<i32, RuntimeError> {
-    let sigfd = forwarding_signals()?;
+/// (128+signal for a signal death). `sigfd` is the signalfd from
+/// [`forwarding_signals`] if the caller blocked signals before creating the
+/// process (so none is lost); otherwise one is made here.
+pub fn wait_attached(
+    pid: i32,
+    attach: Attach,
+    sigfd: Option<OwnedFd>,
+) -> Result<i32, RuntimeError> {
+    let sigfd = match sigfd {
+        Some(fd) => fd,
+        None => forwarding_signals()?,
+    };
     let Attach { console, pipes } = attach;
     let _raw = console.as_ref().and_then(|_| RawMode::enter());
     if let Some(c) = &console {
@@ -379,6 +382,7 @@ pub fn wait_attached(pid: i32, attach: Attach) -> Result<i32, RuntimeError> {
             let _ = rustix::termios::tcsetwinsize(c, ws);
         }
     }
+    let pipe_mode = console.is_none();
     let (mut to_child, mut outs): (Option<OwnedFd>, Vec<(OwnedFd, i32)>) = match (console, pipes) {
         (Some(c), _) => {
             let dup =
@@ -388,7 +392,15 @@ pub fn wait_attached(pid: i32, attach: Attach) -> Result<i32, RuntimeError> {
         (None, Some([i, o, e])) => (Some(i), vec![(o, 1), (e, 2)]),
         (None, None) => (None, Vec::new()),
     };
+    // Writes to the container never block: input waits in `pending` until
+    // the container reads, and we stop reading our stdin meanwhile, so a
+    // container that is itself blocked writing its output cannot deadlock
+    // with us.
+    if let Some(fd) = &to_child {
+        let _ = rustix::fs::fcntl_setfl(fd, OFlags::NONBLOCK);
+    }
     let mut stdin_open = to_child.is_some();
+    let mut pending: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         if let Some(code) = try_reap(pid)? {
@@ -397,6 +409,8 @@ pub fn wait_attached(pid: i32, attach: Attach) -> Result<i32, RuntimeError> {
             }
             return Ok(code);
         }
+        let want_in = stdin_open && pending.is_empty();
+        let want_out = !pending.is_empty() && to_child.is_some();
         let mut fds = vec![rustix::event::PollFd::new(
             &sigfd,
             rustix::event::PollFlags::IN,
@@ -404,11 +418,16 @@ pub fn wait_attached(pid: i32, attach: Attach) -> Result<i32, RuntimeError> {
         for (fd, _) in &outs {
             fds.push(rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN));
         }
-        if stdin_open {
+        let in_idx = fds.len();
+        if want_in {
             fds.push(rustix::event::PollFd::from_borrowed_fd(
                 rustix::stdio::stdin(),
                 rustix::event::PollFlags::IN,
             ));
+        }
+        let out_idx = fds.len();
+        if let (true, Some(c)) = (want_out, &to_child) {
+            fds.push(rustix::event::PollFd::new(c, rustix::event::PollFlags::OUT));
         }
         match rustix::event::poll(&mut fds, None) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
@@ -420,7 +439,7 @@ pub fn wait_attached(pid: i32, attach: Attach) -> Result<i32, RuntimeError> {
             let sig = barge_sys::signal::read_signal(&sigfd)
                 .map_err(|e| RuntimeError::io("reading signals", e))?;
             if sig == libc::SIGWINCH {
-                if let Some(c) = &to_child {
+                if let (false, Some(c)) = (pipe_mode, &to_child) {
                     if let Ok(ws) = rustix::termios::tcgetwinsize(rustix::stdio::stdin()) {
                         let _ = rustix::termios::tcsetwinsize(c, ws);
                     }
@@ -447,27 +466,39 @@ pub fn wait_attached(pid: i32, attach: Attach) -> Result<i32, RuntimeError> {
         for i in closed.into_iter().rev() {
             outs.remove(i);
         }
-        if stdin_open && ready.last().copied().unwrap_or(false) {
+        if want_in && ready.get(in_idx).copied().unwrap_or(false) {
             match rustix::io::read(rustix::stdio::stdin(), &mut buf) {
-                Ok(0) | Err(_) => {
-                    stdin_open = false;
-                    if pipes_mode(&outs) {
-                        to_child = None;
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
+                Ok(0) | Err(_) => stdin_open = false,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+            }
+        }
+        if let Some(c) = &to_child {
+            if !pending.is_empty()
+                && (!want_out || ready.get(out_idx).copied().unwrap_or(false) || want_in)
+            {
+                match rustix::io::write(c, &pending) {
+                    Ok(n) => {
+                        pending.drain(..n);
                     }
-                }
-                Ok(n) => {
-                    if let Some(c) = &to_child {
-                        write_all(c.as_fd(), &buf[..n]);
+                    Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
+                    Err(_) => {
+                        // The container closed its stdin: drop the input.
+                        pending.clear();
+                        stdin_open = false;
+                        if pipe_mode {
+                            to_child = None;
+                        }
                     }
                 }
             }
         }
+        // In pipe mode our stdin's end closes the container's stdin, once
+        // everything read has been delivered.
+        if pipe_mode && !stdin_open && pending.is_empty() {
+            to_child = None;
+        }
     }
-}
-
-/// In pipe mode (two outputs) closing our stdin closes the child's.
-fn pipes_mode(outs: &[(OwnedFd, i32)]) -> bool {
-    outs.iter().any(|(_, d)| *d == 2)
 }
 
 fn std_fd(n: i32) -> std::os::fd::BorrowedFd<'static> {

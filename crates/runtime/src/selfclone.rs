@@ -200,3 +200,20 @@ pub fn needs_full_copy(spec: &oci_spec::runtime::Spec, existing_processes: bool)
         .and_then(|c| c.bounding().as_ref())
         .is_some_and(|b| b.contains(&Capability::SysPtrace))
 }
+
+/// Whether any of `pids` may hold CAP_SYS_PTRACE (in its bounding set).
+/// A process started by `exec --cap CAP_SYS_PTRACE` or a privileged
+/// `--process` has it even when the container's config does not.
+pub fn any_ptrace_capable(pids: &[i32]) -> bool {
+    const CAP_SYS_PTRACE: u32 = 19;
+    pids.iter().any(|pid| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapBnd:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .is_some_and(|bnd| bnd & (1 << CAP_SYS_PTRACE) != 0)
+    })
+}
