@@ -5,12 +5,12 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Process;
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::OFlags;
 use rustix::thread::LinkNameSpaceType;
 
 use crate::error::{Context, RuntimeError};
 use crate::state::{ContainerState, Status};
-use crate::{caps, console, init, seccomp, util};
+use crate::{console, init, seccomp, util};
 
 /// Options of `exec`.
 #[derive(Debug)]
@@ -267,27 +267,8 @@ fn exec_child(
             loaded = true;
         }
     }
-    let setgroups_denied =
-        std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
-    caps::apply_user_and_caps(
-        process.user(),
-        process.capabilities().as_ref(),
-        setgroups_denied,
-    )?;
-    if let Some(mask) = process.user().umask() {
-        rustix::process::umask(Mode::from_raw_mode(mask));
-    }
-    crate::rootfs::chdir_in_root(process.cwd())?;
-    if nnp {
-        rustix::thread::set_no_new_privs(true).ctx(|| "setting no_new_privs".into())?;
-    }
-    let mut env = process.env().clone().unwrap_or_default();
-    if util::env_get(&env, "HOME").is_none() {
-        env.push("HOME=/".into());
-    }
-    let argv = process.args().clone().unwrap_or_default();
-    let arg0 = argv.first().cloned().unwrap_or_default();
-    let exe = util::lookup_executable(&arg0, &env, process.cwd()).map_err(RuntimeError::Other)?;
+    let init::Prepared { exe, argv, env } = init::become_process(process)
+        .map_err(|(step, e)| RuntimeError::Other(format!("{step}: {e}")))?;
     if let Some(s) = &slave {
         console::become_session_leader(s)?;
     }

@@ -44,7 +44,7 @@ pub struct InitArgs<'a> {
 /// be reported on the container's stderr.
 static READY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-type StepResult<T> = Result<T, (String, RuntimeError)>;
+pub type StepResult<T> = Result<T, (String, RuntimeError)>;
 
 trait Step<T> {
     fn step(self, name: &str) -> StepResult<T>;
@@ -351,34 +351,7 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
         }
     }
 
-    let setgroups_denied =
-        std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
-    caps::apply_user_and_caps(
-        process.user(),
-        process.capabilities().as_ref(),
-        setgroups_denied,
-    )
-    .step("setting user and capabilities")?;
-    if let Some(mask) = process.user().umask() {
-        rustix::process::umask(Mode::from_raw_mode(mask));
-    }
-    let cwd = process.cwd();
-    rootfs::chdir_in_root(cwd).step("changing to the working directory")?;
-    if nnp {
-        rustix::thread::set_no_new_privs(true)
-            .ctx(|| "setting no_new_privs".into())
-            .step("setting no_new_privileges")?;
-    }
-
-    let mut env = process.env().clone().unwrap_or_default();
-    if util::env_get(&env, "HOME").is_none() {
-        env.push(format!("HOME={}", home_of(process.user().uid())));
-    }
-    let argv = process.args().clone().unwrap_or_default();
-    let arg0 = argv.first().cloned().unwrap_or_default();
-    let exe = util::lookup_executable(&arg0, &env, cwd)
-        .map_err(RuntimeError::Other)
-        .step("finding the executable")?;
+    let Prepared { exe, argv, env } = become_process(process)?;
 
     if let Some(slave) = &pty_slave {
         console::become_session_leader(slave).step("setting the controlling terminal")?;
@@ -457,6 +430,48 @@ fn load_seccomp(
         }
     }
     Ok(())
+}
+
+/// The final identity and command of a container process.
+#[derive(Debug)]
+pub struct Prepared {
+    pub exe: PathBuf,
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+}
+
+/// Become the spec's process (shared by the init and `exec`): user, groups
+/// and capabilities, umask, working directory (in-root), no_new_privs, HOME,
+/// and the executable looked up in the process's PATH. Errors name the step.
+pub fn become_process(process: &oci_spec::runtime::Process) -> StepResult<Prepared> {
+    let setgroups_denied =
+        std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+    caps::apply_user_and_caps(
+        process.user(),
+        process.capabilities().as_ref(),
+        setgroups_denied,
+    )
+    .step("setting user and capabilities")?;
+    if let Some(mask) = process.user().umask() {
+        rustix::process::umask(Mode::from_raw_mode(mask));
+    }
+    let cwd = process.cwd();
+    rootfs::chdir_in_root(cwd).step("changing to the working directory")?;
+    if process.no_new_privileges().unwrap_or(false) {
+        rustix::thread::set_no_new_privs(true)
+            .ctx(|| "setting no_new_privs".into())
+            .step("setting no_new_privileges")?;
+    }
+    let mut env = process.env().clone().unwrap_or_default();
+    if util::env_get(&env, "HOME").is_none() {
+        env.push(format!("HOME={}", home_of(process.user().uid())));
+    }
+    let argv = process.args().clone().unwrap_or_default();
+    let arg0 = argv.first().cloned().unwrap_or_default();
+    let exe = util::lookup_executable(&arg0, &env, cwd)
+        .map_err(RuntimeError::Other)
+        .step("finding the executable")?;
+    Ok(Prepared { exe, argv, env })
 }
 
 fn home_of(uid: u32) -> String {
