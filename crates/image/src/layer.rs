@@ -517,7 +517,16 @@ pub fn unpack(
             let meta = entry_meta(&mut entry).map_err(stream_err)?;
             let comps = ctx.components(&entry.path_bytes())?;
             let Some((name, parent)) = comps.split_last() else {
-                // The root itself ("./"): keep the directory as created.
+                // The root itself ("./"): its ownership, xattrs, mode and
+                // mtime become the layer root's.
+                if kind == tar::EntryType::Directory {
+                    apply_fd_meta(&ctx, &ctx.root, &meta, false)?;
+                    dirs.push(DeferredDir {
+                        comps: Vec::new(),
+                        mode: meta.mode,
+                        mtime: meta.mtime,
+                    });
+                }
                 continue;
             };
             let name = OsStr::from_bytes(name);
@@ -707,7 +716,12 @@ pub fn unpack(
             .map(|c| String::from_utf8_lossy(c).into_owned())
             .collect::<Vec<_>>()
             .join("/");
-        let fd = ctx.open_dir(&d.comps, false)?;
+        let fd = match ctx.open_dir(&d.comps, false) {
+            Ok(fd) => fd,
+            // A later entry replaced the directory with a non-directory.
+            Err(LayerError::NotADirectory { .. } | LayerError::ThroughSymlink { .. }) => continue,
+            Err(e) => return Err(e),
+        };
         rfs::fchmod(&fd, Mode::from_raw_mode(d.mode & 0o7777))
             .map_err(ctx.io("chmod directory"))?;
         rfs::futimens(&fd, &times(d.mtime)).map_err(ctx.io("set directory mtime"))?;
@@ -830,4 +844,157 @@ fn apply_at_meta(
     rfs::utimensat(dir, name, &times(meta.mtime), AtFlags::SYMLINK_NOFOLLOW)
         .map_err(ctx.io("set mtime"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::MetadataExt;
+
+    fn header(name: &str, kind: tar::EntryType, mode: u32, uid: u64, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(name).unwrap();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(uid);
+        h.set_gid(uid);
+        h.set_size(size);
+        h.set_mtime(1_000_000);
+        h.set_cksum();
+        h
+    }
+
+    fn sample() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(
+            &header("./", tar::EntryType::Directory, 0o751, 0, 0),
+            &[][..],
+        )
+        .unwrap();
+        b.append(
+            &header("d/", tar::EntryType::Directory, 0o755, 5, 0),
+            &[][..],
+        )
+        .unwrap();
+        b.append(
+            &header("d/.wh..wh..opq", tar::EntryType::Regular, 0o644, 0, 0),
+            &[][..],
+        )
+        .unwrap();
+        b.append(
+            &header("d/.wh.x", tar::EntryType::Regular, 0o644, 0, 0),
+            &[][..],
+        )
+        .unwrap();
+        b.append(
+            &header("d/f", tar::EntryType::Regular, 0o600, 7, 2),
+            &b"hi"[..],
+        )
+        .unwrap();
+        let mut dev = header("null", tar::EntryType::Char, 0o666, 0, 0);
+        dev.set_device_major(1).unwrap();
+        dev.set_device_minor(3).unwrap();
+        dev.set_cksum();
+        b.append(&dev, &[][..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn userxattr_idmap_skip_devices() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let data = sample();
+        let opts = UnpackOptions {
+            whiteouts: WhiteoutFormat::UserXattr,
+            devices: DevicePolicy::Skip,
+            chown: true,
+            uid_map: vec![IdRange {
+                container: 0,
+                host: 100_000,
+                size: 65536,
+            }],
+            gid_map: vec![IdRange {
+                container: 0,
+                host: 200_000,
+                size: 65536,
+            }],
+            xattrs: true,
+        };
+        let r = unpack(&data[..], tmp.path(), None, &opts).unwrap();
+        assert_eq!(r.diff_id, Digest::of(&data));
+        assert_eq!(r.compression, Compression::None);
+        assert_eq!(r.skipped_devices, 1);
+        assert!(!tmp.path().join("null").exists());
+        let f = fs::symlink_metadata(tmp.path().join("d/f")).unwrap();
+        assert_eq!((f.uid(), f.gid()), (100_007, 200_007));
+        let d = fs::symlink_metadata(tmp.path().join("d")).unwrap();
+        assert_eq!((d.uid(), d.gid(), d.mtime()), (100_005, 200_005, 1_000_000));
+        let root = fs::symlink_metadata(tmp.path()).unwrap();
+        assert_eq!((root.mode() & 0o7777, root.uid()), (0o751, 100_000));
+        let mut buf = [0u8; 8];
+        let n = rfs::lgetxattr(tmp.path().join("d"), "user.overlay.opaque", &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"y");
+        assert!(rfs::lgetxattr(tmp.path().join("d"), "trusted.overlay.opaque", &mut buf).is_err());
+        let wh = fs::symlink_metadata(tmp.path().join("d/x")).unwrap();
+        assert_eq!((wh.mode() & 0o170_000, wh.rdev()), (0o020_000, 0));
+
+        // A uid outside the map is an error naming the entry.
+        let tmp2 = tempfile::tempdir().unwrap();
+        let narrow = UnpackOptions {
+            uid_map: vec![IdRange {
+                container: 0,
+                host: 100_000,
+                size: 6,
+            }],
+            ..opts
+        };
+        let err = unpack(&data[..], tmp2.path(), None, &narrow).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("\"d/f\": uid 7 is not in the id map"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn compression_detection() {
+        assert_eq!(
+            Compression::detect(&[0x1f, 0x8b, 8]).unwrap(),
+            Compression::Gzip
+        );
+        assert_eq!(
+            Compression::detect(&[0x28, 0xb5, 0x2f, 0xfd]).unwrap(),
+            Compression::Zstd
+        );
+        assert_eq!(
+            Compression::detect(b"etc/passwd\0").unwrap(),
+            Compression::None
+        );
+        assert!(Compression::detect(b"BZh91AY").is_err());
+        assert_eq!(
+            Compression::from_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(
+            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar+zstd"),
+            Some(Compression::Zstd)
+        );
+        assert_eq!(
+            Compression::from_media_type("application/vnd.oci.image.layer.v1.tar"),
+            Some(Compression::None)
+        );
+        // An empty stream is an empty layer (the DiffID of nothing).
+        let tmp = tempfile::tempdir().unwrap();
+        let r = unpack(
+            &[][..],
+            tmp.path(),
+            Some("application/vnd.oci.image.layer.v1.tar"),
+            &UnpackOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(r.diff_id, Digest::of(b""));
+    }
 }

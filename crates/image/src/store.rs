@@ -210,13 +210,41 @@ fn fsync_dir(path: &Path) -> Result<(), StoreError> {
 
 impl Store {
     /// Open (creating if needed) a store rooted at `root`.
+    /// The root is created mode 0700: unpacked layers hold setuid files
+    /// and device nodes that only the store's owner may reach.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        use std::os::unix::fs::DirBuilderExt;
         let root = root.into();
+        if !root.is_dir() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&root)
+                .map_err(io_err("create directory", &root))?;
+        }
         for sub in ["blobs/sha256", "layers", "tmp"] {
             let p = root.join(sub);
-            fs::create_dir_all(&p).map_err(io_err("create directory", &p))?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&p)
+                .map_err(io_err("create directory", &p))?;
         }
         Ok(Self { root })
+    }
+
+    /// The default store root: `/var/lib/barge/storage` for root, else
+    /// `$XDG_DATA_HOME/barge/storage` or `~/.local/share/barge/storage`.
+    pub fn default_root() -> PathBuf {
+        if rustix::process::geteuid().is_root() {
+            return PathBuf::from("/var/lib/barge/storage");
+        }
+        let data = std::env::var_os("XDG_DATA_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("/tmp"));
+        data.join("barge/storage")
     }
 
     /// The store's root directory.
@@ -459,7 +487,13 @@ impl Store {
         if dest.is_dir() {
             return Ok((report.diff_id, false));
         }
-        fs::rename(&tmp, &dest).map_err(io_err("rename layer into place", &dest))?;
+        if let Err(e) = fs::rename(&tmp, &dest) {
+            // Another process unpacked the same layer meanwhile: keep theirs.
+            if dest.is_dir() {
+                return Ok((report.diff_id, false));
+            }
+            return Err(io_err("rename layer into place", &dest)(e));
+        }
         guard.disarm();
         fsync_dir(&self.root.join("layers"))?;
         Ok((report.diff_id, true))
