@@ -14,5 +14,5 @@ pub mod store;
 
 pub use digest::Digest;
 pub use layer::{LayerError, UnpackOptions};
-pub use oci_layout::{snapshot, LayoutError};
+pub use oci_layout::{commit_image, snapshot, LayoutError};
 pub use store::{Store, StoreError};

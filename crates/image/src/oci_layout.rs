@@ -8,6 +8,8 @@
 //! removes the blobs and layers this import added, so the store is left as
 //! it was. [`export`] writes an image back as a layout; [`snapshot`] returns
 //! an image's unpacked layer dirs as overlay lowerdirs, top layer first.
+//! [`commit_image`] (record an image whose blobs are in the store) is the
+//! step an import shares with registry pulls.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -58,7 +60,7 @@ pub enum LayoutError {
         reason: String,
     },
     /// A blob a descriptor points to is absent.
-    #[error("blob {digest} ({what}) is missing from the layout")]
+    #[error("blob {digest} ({what}) is missing")]
     MissingBlob {
         /// The digest.
         digest: Digest,
@@ -342,16 +344,12 @@ struct Txn<'a> {
     store: &'a Store,
     source: Source,
     new_blobs: Vec<Digest>,
-    new_layers: Vec<Digest>,
     done: bool,
 }
 
 impl Drop for Txn<'_> {
     fn drop(&mut self) {
         if !self.done {
-            for d in &self.new_layers {
-                let _ = self.store.remove_layer(d);
-            }
             for d in &self.new_blobs {
                 let _ = self.store.remove_blob(d);
             }
@@ -582,7 +580,6 @@ pub fn import(
         store,
         source: Source::Store,
         new_blobs: Vec::new(),
-        new_layers: Vec::new(),
         done: false,
     };
     let index_data = if meta.is_dir() {
@@ -631,42 +628,116 @@ pub fn import(
     for l in &manifest.layers {
         txn.fetch(l, "layer")?;
     }
-    if opts.unpack {
+    let (image, new_layers) = commit_image(
+        store,
+        &mdesc,
+        &opts.names,
+        opts.unpack.then_some(&opts.unpack_options),
+    )?;
+    txn.done = true;
+    Ok(ImportReport {
+        image,
+        new_blobs: std::mem::take(&mut txn.new_blobs),
+        new_layers,
+    })
+}
+
+/// Record an image whose manifest, config and layer blobs are all in the
+/// store already (the last step of an import or a registry pull): the
+/// manifest and config are read (verified, size-limited), every layer blob
+/// is checked present with its descriptor's size, layers are unpacked when
+/// `unpack` is given (DiffIDs checked against the config; layers unpacked
+/// here are removed again if a later one fails), and the image record is
+/// added with `names`. Returns the record and the newly unpacked DiffIDs.
+pub fn commit_image(
+    store: &Store,
+    manifest_desc: &Descriptor,
+    names: &[String],
+    unpack: Option<&UnpackOptions>,
+) -> Result<(ImageRecord, Vec<Digest>), LayoutError> {
+    if manifest_desc.size > MAX_METADATA_SIZE {
+        return Err(LayoutError::TooLarge {
+            what: "manifest",
+            digest: manifest_desc.digest.clone(),
+            size: manifest_desc.size,
+            limit: MAX_METADATA_SIZE,
+        });
+    }
+    let missing = |what: &'static str| {
+        move |e: StoreError| match e {
+            StoreError::BlobNotFound(digest) => LayoutError::MissingBlob { digest, what },
+            e => e.into(),
+        }
+    };
+    let mdata = store
+        .read_blob(&manifest_desc.digest, MAX_METADATA_SIZE)
+        .map_err(missing("manifest"))?;
+    let manifest: ImageManifest = parse(&mdata, "manifest", manifest_desc.digest.to_string())?;
+    let cdata = store
+        .read_blob(&manifest.config.digest, MAX_METADATA_SIZE)
+        .map_err(missing("config"))?;
+    let config: ConfigSummary = parse(&cdata, "config", manifest.config.digest.to_string())?;
+    if manifest.layers.len() != config.rootfs.diff_ids.len() {
+        return Err(LayoutError::LayerCount {
+            manifest: manifest_desc.digest.clone(),
+            layers: manifest.layers.len(),
+            diff_ids: config.rootfs.diff_ids.len(),
+        });
+    }
+    for l in &manifest.layers {
+        if !store.has_blob(&l.digest) {
+            return Err(LayoutError::MissingBlob {
+                digest: l.digest.clone(),
+                what: "layer",
+            });
+        }
+        let actual = store.blob_size(&l.digest)?;
+        if actual != l.size {
+            return Err(LayoutError::SizeMismatch {
+                digest: l.digest.clone(),
+                expected: l.size,
+                actual,
+            });
+        }
+    }
+    let mut new_layers: Vec<Digest> = Vec::new();
+    if let Some(uopts) = unpack {
         for (l, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
-            let (_, new) = store.unpack_layer(
-                &l.digest,
-                Some(&l.media_type),
-                Some(diff_id),
-                &opts.unpack_options,
-            )?;
-            if new {
-                txn.new_layers.push(diff_id.clone());
+            match store.unpack_layer(&l.digest, Some(&l.media_type), Some(diff_id), uopts) {
+                Ok((_, true)) => new_layers.push(diff_id.clone()),
+                Ok((_, false)) => {}
+                Err(e) => {
+                    for d in &new_layers {
+                        let _ = store.remove_layer(d);
+                    }
+                    return Err(e.into());
+                }
             }
         }
     }
     let record = ImageRecord {
         id: manifest.config.digest.clone(),
-        manifest: mdesc.digest.clone(),
+        manifest: manifest_desc.digest.clone(),
         manifest_media_type: manifest.media_type.clone().unwrap_or_else(|| {
-            if mdesc.media_type.is_empty() {
+            if manifest_desc.media_type.is_empty() {
                 MEDIA_TYPE_MANIFEST.into()
             } else {
-                mdesc.media_type.clone()
+                manifest_desc.media_type.clone()
             }
         }),
-        names: opts.names.clone(),
+        names: names.to_vec(),
         layers: manifest.layers.iter().map(|l| l.digest.clone()).collect(),
         diff_ids: config.rootfs.diff_ids.clone(),
         created: 0,
     };
-    store.add_image(record)?;
-    let image = store.resolve(&mdesc.digest.to_string())?;
-    txn.done = true;
-    Ok(ImportReport {
-        image,
-        new_blobs: std::mem::take(&mut txn.new_blobs),
-        new_layers: std::mem::take(&mut txn.new_layers),
-    })
+    if let Err(e) = store.add_image(record) {
+        for d in &new_layers {
+            let _ = store.remove_layer(d);
+        }
+        return Err(e.into());
+    }
+    let image = store.resolve(&manifest_desc.digest.to_string())?;
+    Ok((image, new_layers))
 }
 
 /// Stream a layout tarball: blobs go straight into the store (verified

@@ -288,3 +288,34 @@ fn layout_tarball_and_platform_index() {
     assert_eq!(r.image.diff_ids, diff);
     assert!(store.check().unwrap().is_healthy());
 }
+
+/// The registry-pull path: blobs streamed in with `BlobWriter`, then
+/// `commit_image`.
+#[test]
+fn commit_image_from_streamed_blobs() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    let mdesc = write_layout(&layout, &layers(), None);
+    let store = Store::open(tmp.path().join("store")).unwrap();
+    // The manifest alone first: committing must fail naming a missing blob.
+    let mdata = fs::read(layout.join("blobs/sha256").join(mdesc.digest.hex())).unwrap();
+    store.put_blob_bytes(&mdata, Some(&mdesc.digest)).unwrap();
+    let err = barge_image::commit_image(&store, &mdesc, &[], None).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    for e in fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let e = e.unwrap();
+        let d = Digest::from_hex(e.file_name().to_str().unwrap()).unwrap();
+        let mut w = store.blob_writer(Some(d)).unwrap();
+        for chunk in fs::read(e.path()).unwrap().chunks(1000) {
+            w.write_all(chunk).unwrap();
+        }
+        w.commit().unwrap();
+    }
+    let opts = UnpackOptions::for_current_user();
+    let (img, new_layers) =
+        barge_image::commit_image(&store, &mdesc, &["pulled:1".into()], Some(&opts)).unwrap();
+    assert_eq!(new_layers.len(), 3);
+    assert_eq!(store.resolve("pulled:1").unwrap(), img);
+    assert_eq!(snapshot(&store, "pulled:1", &opts).unwrap().len(), 3);
+}
