@@ -203,6 +203,39 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// `remove_dir_all` that also copes with read-only directories inside the
+/// tree (an unprivileged user cannot delete from a 0555 directory of a
+/// layer): on EACCES, give every directory u+rwx and retry.
+fn remove_tree(path: &Path) -> io::Result<()> {
+    fn make_writable(dir: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = fs::symlink_metadata(dir) else {
+            return;
+        };
+        if !meta.is_dir() {
+            return;
+        }
+        let mode = meta.permissions().mode();
+        if mode & 0o700 != 0o700 {
+            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(mode | 0o700));
+        }
+        if let Ok(rd) = fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    make_writable(&e.path());
+                }
+            }
+        }
+    }
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            make_writable(path);
+            fs::remove_dir_all(path)
+        }
+        r => r,
+    }
+}
+
 fn fsync_dir(path: &Path) -> Result<(), StoreError> {
     let d = File::open(path).map_err(io_err("open directory", path))?;
     d.sync_all().map_err(io_err("fsync directory", path))
@@ -502,7 +535,7 @@ impl Store {
     /// Remove an unpacked layer dir.
     pub fn remove_layer(&self, diff_id: &Digest) -> Result<(), StoreError> {
         let p = self.layer_path(diff_id);
-        match fs::remove_dir_all(&p) {
+        match remove_tree(&p) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err("remove layer", &p)(e)),
@@ -749,7 +782,7 @@ impl Store {
                 continue;
             }
             let r = if is_dir {
-                fs::remove_dir_all(&path)
+                remove_tree(&path)
             } else {
                 fs::remove_file(&path)
             };
@@ -880,7 +913,7 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         if self.armed {
-            let _ = fs::remove_dir_all(&self.path);
+            let _ = remove_tree(&self.path);
         }
     }
 }
