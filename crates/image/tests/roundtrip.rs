@@ -319,3 +319,54 @@ fn commit_image_from_streamed_blobs() {
     assert_eq!(store.resolve("pulled:1").unwrap(), img);
     assert_eq!(snapshot(&store, "pulled:1", &opts).unwrap().len(), 3);
 }
+
+/// The rootless format (`user.overlay.*` xattrs, no chown, devices skipped)
+/// mounts with `userxattr` inside a user namespace and gives the same view.
+#[test]
+fn userxattr_layers_mount_in_user_namespace() {
+    if !common::is_root() || Command::new("unshare").arg("--version").output().is_err() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    write_layout(&layout, &layers(), None);
+    let store = Store::open(tmp.path().join("store")).unwrap();
+    let unpack_options = UnpackOptions {
+        whiteouts: barge_image::layer::WhiteoutFormat::UserXattr,
+        devices: barge_image::layer::DevicePolicy::Skip,
+        chown: false,
+        ..UnpackOptions::default()
+    };
+    let opts = ImportOptions {
+        names: vec!["rootless:latest".into()],
+        unpack_options: unpack_options.clone(),
+        ..ImportOptions::default()
+    };
+    oci_layout::import(&store, &layout, &opts).unwrap();
+    let dirs = snapshot(&store, "rootless", &unpack_options).unwrap();
+    assert!(xattr(&dirs[0].join("opq"), "trusted.overlay.opaque").is_none());
+    assert!(!dirs[0].join("dev-null").exists());
+    let merged = tmp.path().join("merged");
+    fs::create_dir(&merged).unwrap();
+    let lower = dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+    let script = format!(
+        "mount -t overlay overlay -o userxattr,lowerdir={lower} {m} && \
+         test ! -e {m}/etc/gone && test -e {m}/etc/keep && test -e {m}/etc/new && \
+         test ! -e {m}/opq/old && test -e {m}/opq/fresh && echo merged-ok",
+        m = merged.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("merged-ok"),
+        "userxattr overlay in a user namespace: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
