@@ -752,16 +752,18 @@ impl Store {
         Ok(out)
     }
 
-    /// Whether a temp entry is stale: old enough and not flocked by a writer.
-    fn temp_is_stale(path: &Path) -> bool {
+    /// Whether a temp entry is stale: at least `min_age` old and not
+    /// flocked by a writer.
+    fn temp_is_stale(path: &Path, min_age: Duration) -> bool {
         let Ok(meta) = fs::symlink_metadata(path) else {
             return false;
         };
-        let young = meta
-            .modified()
-            .ok()
-            .and_then(|m| SystemTime::now().duration_since(m).ok())
-            .is_none_or(|age| age < TEMP_GRACE);
+        let young = !min_age.is_zero()
+            && meta
+                .modified()
+                .ok()
+                .and_then(|m| SystemTime::now().duration_since(m).ok())
+                .is_none_or(|age| age < min_age);
         if young {
             return false;
         }
@@ -778,7 +780,7 @@ impl Store {
     pub fn clean_temp(&self) -> Result<Vec<PathBuf>, StoreError> {
         let mut removed = Vec::new();
         for (path, is_dir) in self.temp_entries()? {
-            if !Self::temp_is_stale(&path) {
+            if !Self::temp_is_stale(&path, TEMP_GRACE) {
                 continue;
             }
             let r = if is_dir {
@@ -836,7 +838,7 @@ impl Store {
         report.partial = self
             .temp_entries()?
             .into_iter()
-            .filter(|(p, _)| Self::temp_is_stale(p))
+            .filter(|(p, _)| Self::temp_is_stale(p, Duration::ZERO))
             .map(|(p, _)| p)
             .collect();
         Ok(report)

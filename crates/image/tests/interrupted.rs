@@ -105,3 +105,61 @@ fn blob_writer_mismatch_and_drop_leave_nothing() {
     let report = store.check().unwrap();
     assert_eq!(report.corrupt, vec![(d.clone(), Digest::of(b"CONTENT"))]);
 }
+
+/// A process SIGKILLed while streaming a blob: its temp file is reported by
+/// `check` at once, the next import succeeds, and gc removes the leftover.
+#[test]
+fn writer_killed_mid_blob() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    if let Some(root) = std::env::var_os("BARGE_IMAGE_TEST_CHILD_STORE") {
+        // Child: write half a blob and wait to be killed.
+        let store = Store::open(root).unwrap();
+        let mut w = store.blob_writer(None).unwrap();
+        w.write_all(&vec![9u8; 1 << 20]).unwrap();
+        w.flush().unwrap();
+        println!("child-ready");
+        std::thread::sleep(Duration::from_mins(1));
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let store = Store::open(&root).unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "writer_killed_mid_blob",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("BARGE_IMAGE_TEST_CHILD_STORE", &root)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l.contains("child-ready"))),
+        "child did not start"
+    );
+    // While the writer lives, its temp file is not partial.
+    assert!(store.check().unwrap().partial.is_empty());
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let report = store.check().unwrap();
+    assert_eq!(report.partial.len(), 1, "{report:?}");
+    let partial = report.partial[0].clone();
+    assert_eq!(fs::metadata(&partial).unwrap().len(), 1 << 20);
+
+    let layout = tmp.path().join("layout");
+    write_layout(
+        &layout,
+        &[gz(tar_layer(&[E::File("f", b"x", 0o644)]))],
+        None,
+    );
+    oci_layout::import(&store, &layout, &ImportOptions::default()).unwrap();
+    age(&partial);
+    let gc = store.gc().unwrap();
+    assert_eq!(gc.temp, vec![partial]);
+    assert!(store.check().unwrap().is_healthy());
+}
