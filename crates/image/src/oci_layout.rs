@@ -384,7 +384,17 @@ impl Txn<'_> {
                         }
                         Err(e) => return Err(lio(&path)(e)),
                     };
-                    let (_, new) = self.store.put_blob(f, Some(&desc.digest))?;
+                    // Refuse before copying when the size is wrong, and never
+                    // copy more than the descriptor claims.
+                    let actual = f.metadata().map_err(lio(&path))?.len();
+                    if actual != desc.size {
+                        return Err(LayoutError::SizeMismatch {
+                            digest: desc.digest.clone(),
+                            expected: desc.size,
+                            actual,
+                        });
+                    }
+                    let (_, new) = self.store.put_blob(f.take(desc.size), Some(&desc.digest))?;
                     if new {
                         self.new_blobs.push(desc.digest.clone());
                     }
@@ -876,6 +886,85 @@ pub fn export(
     let tmp = dest.join(".index.json.tmp");
     fs::write(&tmp, data).map_err(lio(&tmp))?;
     fs::rename(&tmp, &index_path).map_err(lio(&index_path))?;
+    Ok(desc)
+}
+
+/// Export image `reference` as an OCI layout tarball (`oci-archive`)
+/// written to `out`: `oci-layout`, `index.json` (one manifest, annotated
+/// with `ref_name` when given) and the image's blobs, streamed from the
+/// store and verified as they are read.
+pub fn export_tar<W: io::Write>(
+    store: &Store,
+    reference: &str,
+    out: W,
+    ref_name: Option<&str>,
+) -> Result<Descriptor, LayoutError> {
+    let img = store.resolve(reference)?;
+    let mut desc = Descriptor {
+        media_type: img.manifest_media_type.clone(),
+        digest: img.manifest.clone(),
+        size: store.blob_size(&img.manifest)?,
+        platform: None,
+        annotations: BTreeMap::new(),
+    };
+    if let Some(r) = ref_name {
+        desc.annotations
+            .insert(ANNOTATION_REF_NAME.into(), r.into());
+    }
+    let index = ImageIndex {
+        schema_version: 2,
+        media_type: Some(MEDIA_TYPE_INDEX.into()),
+        manifests: vec![desc.clone()],
+        annotations: BTreeMap::new(),
+    };
+    let index_data = serde_json::to_vec(&index).map_err(|source| LayoutError::Json {
+        what: "index.json",
+        name: "index.json".into(),
+        source,
+    })?;
+    let werr = |source| LayoutError::Io {
+        path: PathBuf::from("<oci archive>"),
+        source,
+    };
+    let mut b = tar::Builder::new(out);
+    let append = |b: &mut tar::Builder<W>, name: &str, size: u64, data: &mut dyn Read| {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(if name.ends_with('/') {
+            tar::EntryType::Directory
+        } else {
+            tar::EntryType::Regular
+        });
+        h.set_mode(if name.ends_with('/') { 0o755 } else { 0o644 });
+        h.set_size(size);
+        h.set_mtime(0);
+        b.append_data(&mut h, name, data)
+    };
+    let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+    append(&mut b, "oci-layout", layout.len() as u64, &mut &layout[..]).map_err(werr)?;
+    append(
+        &mut b,
+        "index.json",
+        index_data.len() as u64,
+        &mut &index_data[..],
+    )
+    .map_err(werr)?;
+    append(&mut b, "blobs/", 0, &mut io::empty()).map_err(werr)?;
+    append(&mut b, "blobs/sha256/", 0, &mut io::empty()).map_err(werr)?;
+    let mut seen = std::collections::BTreeSet::new();
+    for d in std::iter::once(&img.manifest)
+        .chain(std::iter::once(&img.id))
+        .chain(&img.layers)
+    {
+        if !seen.insert(d.clone()) {
+            continue;
+        }
+        let size = store.blob_size(d)?;
+        let mut r = store.open_blob(d)?;
+        append(&mut b, &format!("blobs/sha256/{}", d.hex()), size, &mut r).map_err(werr)?;
+        // The tar builder reads exactly `size` bytes; reach EOF to verify.
+        io::copy(&mut r, &mut io::sink()).map_err(werr)?;
+    }
+    b.into_inner().map_err(werr)?;
     Ok(desc)
 }
 

@@ -224,6 +224,40 @@ fn three_layer_round_trip() {
     assert_eq!(r2.image.manifest, mdesc.digest);
     assert_eq!(r2.image.diff_ids, report.image.diff_ids);
 
+    // And as an oci-archive tarball.
+    let archive = tmp.path().join("image.tar");
+    oci_layout::export_tar(
+        &store,
+        "localhost/test",
+        fs::File::create(&archive).unwrap(),
+        Some("v2"),
+    )
+    .unwrap();
+    let store3 = Store::open(tmp.path().join("store3")).unwrap();
+    let r3 = oci_layout::import(
+        &store3,
+        &archive,
+        &ImportOptions {
+            ref_name: Some("v2".into()),
+            unpack: false,
+            ..ImportOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r3.image.manifest, mdesc.digest);
+    assert_eq!(r3.new_blobs.len(), 5);
+    assert!(store3.list_layers().unwrap().is_empty());
+    assert_eq!(
+        snapshot(
+            &store3,
+            &mdesc.digest.to_string(),
+            &UnpackOptions::for_current_user()
+        )
+        .unwrap()
+        .len(),
+        3
+    );
+
     // Re-import is a no-op; gc keeps everything referenced.
     let again = oci_layout::import(&store, &layout, &opts).unwrap();
     assert!(again.new_blobs.is_empty() && again.new_layers.is_empty());
