@@ -14,7 +14,7 @@ PACKAGES=(
     build-essential pkg-config libseccomp-dev file
     busybox-static runc podman uidmap
     hyperfine jq iproute2 skopeo procps util-linux mount
-    ca-certificates curl
+    ca-certificates curl docker-registry
     catatonit netavark aardvark-dns iptables conmon golang-github-containers-common
     bsdutils
 )
