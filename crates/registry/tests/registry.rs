@@ -319,8 +319,8 @@ fn missing_and_wrong_blobs_are_named() {
 }
 
 /// A fake registry on loopback that answers each HTTP request with
-/// `respond(request_line, request_number)`; non-HTTP input (a TLS probe)
-/// gets the connection closed.
+/// `respond(lowercased request head, request_number)`; non-HTTP input (a TLS
+/// probe) gets the connection closed.
 fn fake_registry(respond: impl Fn(&str, usize) -> Vec<u8> + Send + 'static) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
@@ -339,11 +339,8 @@ fn fake_registry(respond: impl Fn(&str, usize) -> Vec<u8> + Send + 'static) -> S
                     }
                     Ok(k) => req.extend_from_slice(&buf[..k]),
                 }
-                if !(req.starts_with(b"GET")
-                    || req.starts_with(b"HEAD")
-                    || req.starts_with(b"G")
-                    || req.starts_with(b"H"))
-                {
+                // Plain-text methods only (GET, HEAD); a TLS probe is dropped.
+                if !(req.starts_with(b"G") || req.starts_with(b"H")) {
                     ok = false;
                     break;
                 }
@@ -351,9 +348,8 @@ fn fake_registry(respond: impl Fn(&str, usize) -> Vec<u8> + Send + 'static) -> S
             if !ok {
                 continue;
             }
-            let text = String::from_utf8_lossy(&req).to_string();
-            let line = text.lines().next().unwrap_or("").to_string();
-            let resp = respond(&line, n);
+            let text = String::from_utf8_lossy(&req).to_ascii_lowercase();
+            let resp = respond(&text, n);
             n += 1;
             let _ = s.write_all(&resp);
         }
@@ -386,7 +382,7 @@ fn content_that_does_not_match_its_digest_is_rejected() {
                 &format!("Content-Type: {}\r\n", manifest::OCI_MANIFEST),
                 b"{\"schemaVersion\":2}",
             )
-        } else if line.starts_with("GET /v2/") && line.contains("/blobs/") {
+        } else if line.starts_with("get /v2/") && line.contains("/blobs/") {
             http("200 OK", "", b"evil content")
         } else {
             http("200 OK", "", b"{}")
@@ -638,4 +634,107 @@ fn skopeo_interop() {
             .unwrap();
         assert_eq!(&out, want);
     }
+}
+
+#[test]
+fn bearer_token_flow() {
+    let realm: std::sync::Arc<Mutex<String>> = std::sync::Arc::default();
+    let realm2 = realm.clone();
+    let token_requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let token_requests2 = token_requests.clone();
+    let addr = fake_registry(move |req, _| {
+        let line = req.lines().next().unwrap_or("");
+        if line.starts_with("get /token") {
+            token_requests2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if line.contains("service=fake") && line.contains("scope=repository%3ax%2fy%3apull") {
+                http(
+                    "200 OK",
+                    "Content-Type: application/json\r\n",
+                    br#"{"token":"tok-1"}"#,
+                )
+            } else {
+                http("400 Bad Request", "", b"")
+            }
+        } else if req.contains("authorization: bearer tok-1") {
+            http("200 OK", "", b"guarded")
+        } else {
+            let realm = realm2.lock().unwrap().clone();
+            http(
+                "401 Unauthorized",
+                &format!("WWW-Authenticate: Bearer realm=\"{realm}\",service=\"fake\",scope=\"repository:x/y:pull\"\r\n"),
+                br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            )
+        }
+    });
+    *realm.lock().unwrap() = format!("http://{addr}/token");
+    let (c, _d) = client();
+    let target = r(&format!("{addr}/x/y:1"));
+    for _ in 0..2 {
+        let mut out = Vec::new();
+        c.get_blob(&target, &Digest::of(b"guarded"), Some(7), &mut out)
+            .unwrap();
+        assert_eq!(out, b"guarded");
+    }
+    assert_eq!(
+        token_requests.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "token not reused"
+    );
+}
+
+#[test]
+fn broken_download_resumes_with_range() {
+    let body = random_bytes(300_000, 21);
+    let want = Digest::of(&body);
+    let body2 = body.clone();
+    let addr = fake_registry(move |req, _| {
+        if !req.contains("/blobs/") {
+            return http("200 OK", "", b"{}");
+        }
+        let start = req
+            .lines()
+            .find_map(|l| l.strip_prefix("range: bytes="))
+            .and_then(|r| r.trim().trim_end_matches('-').parse::<usize>().ok());
+        match start {
+            // Announce everything, send a third, hang up.
+            None => {
+                let mut v = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body2.len()
+                )
+                .into_bytes();
+                v.extend_from_slice(&body2[..100_000]);
+                v
+            }
+            Some(s) => {
+                let rest = &body2[s..];
+                http(
+                    "206 Partial Content",
+                    &format!(
+                        "Content-Range: bytes {s}-{}/{}\r\n",
+                        body2.len() - 1,
+                        body2.len()
+                    ),
+                    rest,
+                )
+            }
+        }
+    });
+    let (c, _d) = client();
+    let mut out = Vec::new();
+    let mut events = Vec::new();
+    c.get_blob_with_progress(
+        &r(&format!("{addr}/x/y:1")),
+        &want,
+        Some(body.len() as u64),
+        &mut out,
+        &mut |d, t| events.push((d, t)),
+    )
+    .unwrap();
+    assert!(out == body, "resumed content differs");
+    assert!(events.windows(2).all(|w| w[0].0 <= w[1].0));
+    assert_eq!(
+        events.last().copied(),
+        Some((body.len() as u64, body.len() as u64))
+    );
 }
