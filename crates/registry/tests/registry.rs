@@ -259,6 +259,7 @@ fn index_selects_the_platform() {
             .get_manifest_for_platform(&target, &Platform::new("linux", "s390x", None))
             .unwrap_err();
         let msg = err.to_string();
+        println!("reported: {msg}");
         assert!(
             matches!(err, RegistryError::NoMatchingPlatform { .. }),
             "{msg}"
@@ -285,6 +286,7 @@ fn missing_and_wrong_blobs_are_named() {
     let err = c.get_blob(&target, &other, None, &mut out).unwrap_err();
     assert!(err.is_not_found(), "{err}");
     let msg = err.to_string();
+    println!("reported: {msg}");
     assert!(
         msg.contains(other.as_str()) && msg.contains("barge/blobs") && msg.contains("404"),
         "{msg}"
@@ -394,6 +396,7 @@ fn content_that_does_not_match_its_digest_is_rejected() {
     let mut out = Vec::new();
     let err = c.get_blob(&target, &want, Some(12), &mut out).unwrap_err();
     let msg = err.to_string();
+    println!("reported: {msg}");
     assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{msg}");
     assert!(
         msg.contains(want.as_str()) && msg.contains(Digest::of(b"evil content").as_str()),
@@ -454,6 +457,7 @@ fn basic_auth_registry() {
         .unwrap_err();
     assert_eq!(err.status(), Some(401), "{err}");
     let msg = err.to_string();
+    println!("reported: {msg}");
     assert!(
         msg.contains("401") && msg.contains("no credentials") && msg.contains(reg.addr()),
         "{msg}"
