@@ -722,6 +722,42 @@ impl Client {
         })
     }
 
+    /// Asks (HEAD) for a manifest's digest, media type and size without
+    /// fetching it; `None` when the registry does not have it. The digest is
+    /// the registry's `Docker-Content-Digest`, if it sends one.
+    pub fn head_manifest(
+        &self,
+        r: &Reference,
+        accept: &[&str],
+    ) -> Result<Option<(String, Option<Digest>, u64)>> {
+        let mref = r.manifest_reference();
+        let what = format!("check manifest {mref}");
+        let accept = accept.join(", ");
+        self.retrying(|| {
+            let url = format!("{}/v2/{}/manifests/{mref}", self.base(r), r.repository);
+            let resp = self.send(
+                r,
+                &pull_scope(r),
+                &what,
+                "HEAD",
+                &url,
+                &[("Accept", accept.clone())],
+                Payload::Empty,
+            )?;
+            match resp.status().as_u16() {
+                200..=299 => Ok(Some((
+                    header(&resp, "content-type")
+                        .map(|c| c.split(';').next().unwrap_or("").trim().to_string())
+                        .unwrap_or_default(),
+                    header(&resp, "docker-content-digest").and_then(|d| Digest::parse(d).ok()),
+                    content_length(&resp).unwrap_or(0),
+                ))),
+                404 => Ok(None),
+                _ => Err(self.http_error(r, &what, resp)),
+            }
+        })
+    }
+
     /// Fetches the image manifest for `platform`: if the reference names an
     /// index or manifest list, selects the entry and fetches it by digest.
     pub fn get_manifest_for_platform(
@@ -1123,6 +1159,12 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_is_shareable_between_threads() {
+        fn check<T: Send + Sync>() {}
+        check::<Client>();
+    }
 
     #[test]
     fn challenge_parsing() {

@@ -206,6 +206,37 @@ fn push_then_pull_by_tag_and_by_digest() {
         c.blob_exists(&other, &Digest::of(l0)).unwrap(),
         Some(l0.len() as u64)
     );
+    // HEAD gives the digest without the body.
+    let (mt, d, size) = c
+        .head_manifest(&tagged, manifest::DEFAULT_ACCEPT)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (mt.as_str(), d.as_ref(), size),
+        (
+            manifest::OCI_MANIFEST,
+            Some(&p.digest),
+            p.manifest.len() as u64
+        )
+    );
+    assert!(c
+        .head_manifest(&tagged.with_tag("absent"), manifest::DEFAULT_ACCEPT)
+        .unwrap()
+        .is_none());
+    // Docker schema 2 manifests go through with their media type.
+    let mut docker: serde_json::Value = serde_json::from_slice(&p.manifest).unwrap();
+    docker["mediaType"] = manifest::DOCKER_MANIFEST.into();
+    docker["config"]["mediaType"] = manifest::DOCKER_CONFIG.into();
+    let docker = serde_json::to_vec(&docker).unwrap();
+    let dref = tagged.with_tag("docker");
+    let dd = c
+        .push_manifest(&dref, manifest::DOCKER_MANIFEST, &docker)
+        .unwrap();
+    let got = c.get_manifest(&dref, manifest::DEFAULT_ACCEPT).unwrap();
+    assert_eq!(
+        (got.media_type.as_str(), &got.digest, &got.bytes),
+        (manifest::DOCKER_MANIFEST, &dd, &docker)
+    );
     // Pinning the wrong digest on push is refused before sending.
     let wrong = tagged.with_digest(Digest::of(b"nope"));
     assert!(matches!(
