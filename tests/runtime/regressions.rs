@@ -115,3 +115,103 @@ fn term_ends_a_created_container() {
     c.wait_status("stopped", Duration::from_secs(5));
     c.delete().ok();
 }
+
+/// A cgroupsPath that already holds processes is refused, and those
+/// processes survive the failed create.
+#[test]
+fn cgroup_with_processes_is_not_adopted() {
+    if !barge_integration::is_root() {
+        return;
+    }
+    let victim = format!("/barge-victim-{}", std::process::id());
+    let dir = format!("/sys/fs/cgroup/pids{victim}");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("100")
+        .spawn()
+        .unwrap();
+    std::fs::write(format!("{dir}/cgroup.procs"), sleeper.id().to_string()).unwrap();
+    let mut c = Container::new("victim");
+    c.args(&["/nonexistent"]);
+    c.config["linux"]["cgroupsPath"] = json!(victim);
+    let o = c.create();
+    o.fails();
+    assert!(o.stderr.contains("already has processes"), "{o:#?}");
+    assert!(
+        sleeper.try_wait().unwrap().is_none(),
+        "the host process was killed"
+    );
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = std::fs::remove_dir(&dir);
+    for ctrl in [
+        "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "systemd", "unified",
+    ] {
+        let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{ctrl}{victim}"));
+    }
+}
+
+/// SIGKILL to a paused container kills it (it is thawed so it can die).
+#[test]
+fn kill_on_paused_container_takes_effect() {
+    if !barge_integration::is_root() {
+        return;
+    }
+    let mut c = Container::new("killpaused");
+    c.args(&["sleep", "100"]);
+    c.run_detached().ok();
+    c.rt(&["pause", &c.id]).ok();
+    c.kill("KILL").ok();
+    c.wait_status("stopped", Duration::from_secs(5));
+    c.delete().ok();
+}
+
+/// `swap: 0` means "not set" (runc), not an impossible memsw limit.
+#[test]
+fn swap_zero_is_not_a_limit() {
+    if !barge_integration::is_root() {
+        return;
+    }
+    let mut c = Container::new("swap0");
+    c.args(&["true"]);
+    c.config["linux"]["resources"]["memory"] = json!({"limit": 67_108_864, "swap": 0});
+    c.run().ok();
+}
+
+/// Relative hook paths are rejected before anything is created.
+#[test]
+fn relative_hook_path_is_rejected() {
+    if !barge_integration::is_root() {
+        return;
+    }
+    let mut c = Container::new("relhook");
+    c.args(&["true"]);
+    c.config["hooks"] = json!({"prestart": [{"path": "true"}]});
+    let o = c.create();
+    o.fails();
+    assert!(o.stderr.contains("must be absolute"), "{o:#?}");
+}
+
+/// An attached `run` whose stdout reader goes away must not spin: the
+/// container gets EPIPE and the run ends.
+#[test]
+fn run_ends_when_its_stdout_reader_goes_away() {
+    if !barge_integration::is_root() {
+        return;
+    }
+    let mut c = Container::new("epipe");
+    c.args(&["yes"]);
+    c.write_config();
+    let script = format!(
+        "{} --root {} run --bundle {} {} | head -c 10 >/dev/null",
+        barge_integration::runtime().display(),
+        c.state_root.path().display(),
+        c.bundle_path().display(),
+        c.id
+    );
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", &script]);
+    let o = barge_integration::run_cmd(cmd, Duration::from_secs(15));
+    assert!(!o.timed_out, "run kept going after its reader left");
+}

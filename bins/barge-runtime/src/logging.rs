@@ -24,7 +24,7 @@ pub fn init(cli: &Cli) {
             Ok(file) => {
                 let file = std::sync::Mutex::new(file);
                 if cli.log_format == "json" {
-                    builder.json().with_writer(file).try_init()
+                    builder.event_format(RuncJson).with_writer(file).try_init()
                 } else {
                     builder.with_ansi(false).with_writer(file).try_init()
                 }
@@ -53,5 +53,52 @@ pub fn error(cli: &Cli, msg: &str) {
             };
             let _ = writeln!(f, "{line}");
         }
+    }
+}
+
+/// runc's JSON log line: `{"level":"warning","msg":"…","time":"…"}` plus
+/// the event's other fields, which is what containerd and conmon parse.
+struct RuncJson;
+
+#[derive(Default)]
+struct Fields(serde_json::Map<String, serde_json::Value>);
+
+impl tracing::field::Visit for Fields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_string(), value.into());
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().to_string(), format!("{value:?}").into());
+    }
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for RuncJson
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "info",
+            tracing::Level::DEBUG => "debug",
+            tracing::Level::TRACE => "trace",
+        };
+        let mut obj = fields.0;
+        let msg = obj.remove("message").unwrap_or_default();
+        obj.insert("level".into(), level.into());
+        obj.insert("msg".into(), msg);
+        obj.insert("time".into(), barge_runtime::util::rfc3339_now().into());
+        writeln!(writer, "{}", serde_json::Value::Object(obj))
     }
 }

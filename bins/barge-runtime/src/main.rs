@@ -6,6 +6,13 @@
 mod cli;
 mod logging;
 
+/// `println!` that ignores a closed stdout (`state | head` must not panic).
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -82,7 +89,17 @@ fn run(cli: &Cli) -> Result<u8> {
                 bail!("cannot allocate a tty if barge-runtime will detach without setting --console-socket");
             }
             opts.stdio_pipes = !a.detach && !terminal;
-            if !a.detach && !a.no_subreaper {
+            let has_userns = spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.namespaces().as_ref())
+                .is_some_and(|ns| {
+                    ns.iter()
+                        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+                });
+            // With a user namespace the init may be our grandchild (two-step
+            // creation): we must be its subreaper to wait for it.
+            if !a.detach && (!a.no_subreaper || has_userns) {
                 rustix::process::set_child_subreaper(Some(rustix::process::getpid()))
                     .context("becoming a child subreaper")?;
             }
@@ -124,7 +141,7 @@ fn run(cli: &Cli) -> Result<u8> {
         }
         Command::State(a) => {
             let st = container::state(&root, &a.id)?;
-            println!("{}", serde_json::to_string_pretty(&st)?);
+            outln!("{}", serde_json::to_string_pretty(&st)?);
             Ok(0)
         }
         Command::Kill(a) => {
@@ -153,7 +170,7 @@ fn run(cli: &Cli) -> Result<u8> {
         Command::Ps(a) => {
             let pids = container::pids(&root, &a.id)?;
             if a.format == "json" {
-                println!("{}", serde_json::to_string(&pids)?);
+                outln!("{}", serde_json::to_string(&pids)?);
                 return Ok(0);
             }
             let mut args = a.ps_args.clone();
@@ -203,10 +220,10 @@ fn run(cli: &Cli) -> Result<u8> {
             let entries = container::list(&root)?;
             if a.quiet {
                 for e in &entries {
-                    println!("{}", e.id);
+                    outln!("{}", e.id);
                 }
             } else if a.format == "json" {
-                println!("{}", serde_json::to_string(&entries)?);
+                outln!("{}", serde_json::to_string(&entries)?);
             } else {
                 let mut rows = vec![[
                     "ID".to_string(),
@@ -242,7 +259,7 @@ fn run(cli: &Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Features => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&barge_oci::features::features(
                     cli::SECCOMP_ACTIONS,

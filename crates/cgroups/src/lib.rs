@@ -532,10 +532,16 @@ impl Cgroup {
         // A paused container stays paused (except for SIGKILL, whose
         // victims must run to die).
         let was_frozen = self.is_frozen().unwrap_or(false);
+        // Freezing keeps forks from escaping the signal; if it fails (a task
+        // stuck in D state), signal anyway rather than not at all.
         let frozen = match self.freeze() {
             Ok(()) => true,
             Err(CgroupError::MissingController(_)) => false,
-            Err(e) => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "freezing before signalling failed; signalling anyway");
+                let _ = self.thaw();
+                false
+            }
         };
         let mut result = Ok(());
         match self.pids() {

@@ -61,7 +61,14 @@ fn apply_v1(cg: &Cgroup, r: &LinuxResources, update: bool) -> Result<(), CgroupE
 
 fn memory_v1(dir: &Path, m: &LinuxMemory) -> Result<(), CgroupError> {
     let has_memsw = exists(dir, "memory.memsw.limit_in_bytes");
-    match (m.limit(), m.swap()) {
+    // runc: swap 0 means "not set"; an unlimited memory limit without a swap
+    // value lifts memsw too (memsw must stay >= the memory limit).
+    let swap = match (m.limit(), m.swap()) {
+        (_, Some(0)) => None,
+        (Some(-1), None) => Some(-1),
+        (_, s) => s,
+    };
+    match (m.limit(), swap) {
         (limit, Some(swap)) if has_memsw => {
             // memsw must stay >= limit at every step: grow memsw first when
             // it grows (or becomes unlimited), otherwise shrink limit first.

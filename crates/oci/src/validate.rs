@@ -90,6 +90,24 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<(), SpecError> {
         return Err(invalid("process is missing"));
     }
 
+    if let Some(hooks) = spec.hooks() {
+        let all = [
+            hooks.prestart(),
+            hooks.create_runtime(),
+            hooks.create_container(),
+            hooks.start_container(),
+            hooks.poststart(),
+            hooks.poststop(),
+        ];
+        for hook in all.into_iter().flatten().flatten() {
+            if !hook.path().is_absolute() {
+                return Err(invalid(format!(
+                    "hook path {:?} must be absolute",
+                    hook.path()
+                )));
+            }
+        }
+    }
     for mount in spec.mounts().iter().flatten() {
         if !mount.destination().is_absolute() {
             return Err(invalid(format!(

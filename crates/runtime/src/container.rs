@@ -130,6 +130,19 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
         systemd: opts.systemd_cgroup,
         rootless,
     })?;
+    // Never adopt a cgroup that already has processes (another container's,
+    // or a host service's): cleanup, `kill --all` and `delete` would signal
+    // them.
+    match cgroup.pids() {
+        Ok(pids) if !pids.is_empty() => {
+            let _ = cgroup.destroy();
+            return Err(RuntimeError::Other(format!(
+                "cgroup {cg_path:?} already has processes ({} of them); refusing to share it",
+                pids.len()
+            )));
+        }
+        _ => {}
+    }
     cleanup.cgroup = Some(cgroup.clone());
     if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
         // Like runc, nodes from `linux.devices` are only created; access to
@@ -563,7 +576,12 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<(), Runtime
     if all {
         return Ok(st.cgroup.kill_all(signal)?);
     }
-    signal_pid(st.pid, signal)
+    signal_pid(st.pid, signal)?;
+    if status == Status::Paused && signal == libc::SIGKILL {
+        // A frozen process cannot die: thaw it (runc does the same).
+        st.cgroup.thaw()?;
+    }
+    Ok(())
 }
 
 fn signal_pid(pid: i32, signal: i32) -> Result<(), RuntimeError> {
@@ -704,6 +722,19 @@ pub fn update(root: &Path, id: &str, resources: &LinuxResources) -> Result<(), R
             wanted: "running, created or paused",
         });
     }
+    // Callers such as containerd pass the device rules on every update;
+    // rewriting unchanged rules would briefly deny all devices on v1.
+    let mut resources = resources.clone();
+    let old_devices = st
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.devices().clone());
+    if resources.devices().is_some() && resources.devices() == &old_devices {
+        resources.set_devices(None);
+    }
+    let resources = &resources;
     st.cgroup.update(resources)?;
     if let Some(linux) = st.config.linux_mut() {
         let merged = merge_resources(linux.resources().clone().unwrap_or_default(), resources);

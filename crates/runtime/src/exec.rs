@@ -440,7 +440,13 @@ pub fn wait_attached(
                 match rustix::io::read(fd, &mut buf) {
                     Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => {}
                     Ok(0) | Err(_) => closed.push(i),
-                    Ok(n) => write_all(std_fd(*dst), &buf[..n]),
+                    Ok(n) => {
+                        // Our reader went away: close our end so the
+                        // container gets EPIPE too instead of us spinning.
+                        if !write_all(std_fd(*dst), &buf[..n]) {
+                            closed.push(i);
+                        }
+                    }
                 }
             }
         }
@@ -496,18 +502,29 @@ fn drain(c: &OwnedFd, dst: i32, buf: &mut [u8]) {
         if n == 0 {
             break;
         }
-        write_all(std_fd(dst), &buf[..n]);
+        if !write_all(std_fd(dst), &buf[..n]) {
+            break;
+        }
     }
 }
 
-fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut data: &[u8]) {
+/// Write everything; false if the reader is gone (or another error).
+fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut data: &[u8]) -> bool {
     while !data.is_empty() {
         match rustix::io::write(fd, data) {
             Ok(n) => data = &data[n..],
             Err(rustix::io::Errno::INTR) => {}
-            Err(_) => return,
+            Err(rustix::io::Errno::AGAIN) => {
+                let mut pfd = [rustix::event::PollFd::from_borrowed_fd(
+                    fd,
+                    rustix::event::PollFlags::OUT,
+                )];
+                let _ = rustix::event::poll(&mut pfd, None);
+            }
+            Err(_) => return false,
         }
     }
+    true
 }
 
 /// Reap any children; return the exit code if `pid` is done.
