@@ -1,0 +1,82 @@
+//! Engine errors, worded like podman's.
+
+use barge_image::{LayoutError, StoreError};
+use barge_registry::RegistryError;
+
+/// An engine error; its message is what the CLI prints after `Error: `.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No image matches the reference.
+    #[error("{0}: image not known")]
+    ImageNotKnown(String),
+    /// The request was invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The feature is not implemented.
+    #[error("{0} is not supported yet")]
+    NotSupported(String),
+    /// The local image store failed.
+    #[error(transparent)]
+    Store(Box<StoreError>),
+    /// Import or export of an OCI layout failed.
+    #[error(transparent)]
+    Layout(Box<LayoutError>),
+    /// Talking to a registry failed; `context` says what was being done.
+    #[error("{context}: {source}")]
+    Registry {
+        /// What was being done, e.g. `initializing source docker://…`.
+        context: String,
+        /// The registry error.
+        #[source]
+        source: Box<RegistryError>,
+    },
+    /// Local I/O failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl EngineError {
+    /// Whether the error means that an image was not found (podman's exit
+    /// code 1 for `rmi`).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::ImageNotKnown(_))
+            || matches!(self, Self::Store(e) if matches!(**e, StoreError::ImageNotFound(_)))
+    }
+
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let context = context.into();
+        move |source| Self::Io { context, source }
+    }
+
+    pub(crate) fn registry(context: impl Into<String>) -> impl FnOnce(RegistryError) -> Self {
+        let context = context.into();
+        move |source| Self::Registry {
+            context,
+            source: Box::new(source),
+        }
+    }
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(Box::new(e))
+    }
+}
+
+impl From<LayoutError> for EngineError {
+    fn from(e: LayoutError) -> Self {
+        match e {
+            LayoutError::Store(s) => s.into(),
+            e => Self::Layout(Box::new(e)),
+        }
+    }
+}
+
+/// Result alias of the engine.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -1,0 +1,14 @@
+//! barge's engine library: the operations behind the `barge` CLI. Each
+//! operation takes an options struct and returns a report struct; the CLI
+//! only parses flags and prints reports.
+//!
+//! * [`images`]: pull, push, list, remove, tag, untag, inspect, history,
+//!   save, load, prune, login, logout and store check.
+//! * [`template`]: a small subset of Go templates for `--format`.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod images;
+pub mod template;
+
+pub use error::{EngineError, Result};

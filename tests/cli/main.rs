@@ -1,0 +1,462 @@
+//! The `barge` CLI driven as a user would: images loaded from an OCI
+//! archive, listed, tagged, pushed to a private registry on loopback,
+//! removed, pulled back, saved and loaded again, and bad input.
+//!
+//! Needs the binary: `cargo build -p barge` (or `BARGE=/path/to/barge`).
+//! Registry tests need docker-registry (skipped with a note without it).
+
+use barge_integration::workspace;
+use serde_json::{json, Value};
+use sha2::{Digest as _, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn barge_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BARGE").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|t| !t.is_empty())
+        .map_or_else(|| workspace().join("target"), |t| workspace().join(t));
+    // The newest of the debug and release builds.
+    ["debug/barge", "release/barge"]
+        .iter()
+        .map(|p| target.join(p))
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| {
+            panic!(
+                "no barge binary under {}: run `cargo build -p barge`",
+                target.display()
+            )
+        })
+}
+
+struct Barge {
+    root: tempfile::TempDir,
+}
+
+impl Barge {
+    fn new() -> Self {
+        Self {
+            root: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let out = Command::new(barge_bin())
+            .arg("--root")
+            .arg(self.root.path().join("storage"))
+            .args(args)
+            .env("REGISTRY_AUTH_FILE", self.root.path().join("auth.json"))
+            .output()
+            .expect("run barge");
+        eprintln!(
+            "$ barge {}\n[{:?}]\n{}{}",
+            args.join(" "),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "barge {args:?} failed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn fails(&self, args: &[&str], code: i32, message: &str) {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(code), "barge {args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.lines().any(|l| l.starts_with("Error: ")), "{err}");
+        assert!(err.contains(message), "{err:?} lacks {message:?}");
+    }
+
+    fn images_json(&self) -> Vec<Value> {
+        let out = self.ok(&["images", "--format", "json"]);
+        serde_json::from_str::<Vec<Value>>(&out).expect("images json")
+    }
+}
+
+fn sha256(data: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from("sha256:");
+    for b in Sha256::digest(data) {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+fn put_blob(layout: &Path, data: &[u8]) -> (String, u64) {
+    let d = sha256(data);
+    std::fs::write(
+        layout
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:")),
+        data,
+    )
+    .expect("write blob");
+    (d, data.len() as u64)
+}
+
+fn tar_of(dir: &Path, entries: &[&str]) -> Vec<u8> {
+    let out = Command::new("tar")
+        .arg("--numeric-owner")
+        .arg("--sort=name")
+        .arg("--mtime=@0")
+        .arg("-C")
+        .arg(dir)
+        .arg("-cf")
+        .arg("-")
+        .args(entries)
+        .output()
+        .expect("tar");
+    assert!(
+        out.status.success(),
+        "tar: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A two-layer OCI archive of the test rootfs (busybox), named `name`:
+/// layer 1 the rootfs, layer 2 one file. Returns the archive and the image
+/// id (config digest hex).
+fn build_archive(dir: &Path, name: &str) -> (PathBuf, String) {
+    let layout = dir.join("layout");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).expect("mkdir");
+    let rootfs = workspace().join("build/bundle/rootfs");
+    assert!(
+        rootfs.join("bin/busybox").exists() || rootfs.join("bin/sh").exists(),
+        "no test rootfs at {} (scripts/build-image.sh)",
+        rootfs.display()
+    );
+    let l1 = tar_of(&rootfs, &["."]);
+    let extra = dir.join("extra");
+    std::fs::create_dir_all(extra.join("etc")).expect("mkdir");
+    std::fs::write(extra.join("etc/barge-test"), "layer two\n").expect("write");
+    let l2 = tar_of(&extra, &["etc/barge-test"]);
+    let (d1, s1) = put_blob(&layout, &l1);
+    let (d2, s2) = put_blob(&layout, &l2);
+    let config = json!({
+        "created": "2024-03-01T01:02:03Z",
+        "architecture": std::process::Command::new("uname").arg("-m").output().map(|o| match String::from_utf8_lossy(&o.stdout).trim() {
+            "x86_64" => "amd64".to_string(),
+            "aarch64" => "arm64".to_string(),
+            a => a.to_string(),
+        }).expect("uname"),
+        "os": "linux",
+        "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin:/sbin"], "Labels": {"test": "barge"}},
+        "rootfs": {"type": "layers", "diff_ids": [d1, d2]},
+        "history": [
+            {"created": "2024-03-01T01:02:03Z", "created_by": "ADD rootfs /"},
+            {"created": "2024-03-01T01:02:03Z", "created_by": "RUN echo layer two > /etc/barge-test"},
+            {"created": "2024-03-01T01:02:03Z", "created_by": "CMD [\"/bin/sh\"]", "empty_layer": true},
+        ],
+    });
+    let cbytes = serde_json::to_vec(&config).expect("json");
+    let (cd, cs) = put_blob(&layout, &cbytes);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d1, "size": s1},
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d2, "size": s2},
+        ],
+    });
+    let mbytes = serde_json::to_vec(&manifest).expect("json");
+    let (md, ms) = put_blob(&layout, &mbytes);
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": md, "size": ms,
+            "annotations": {"org.opencontainers.image.ref.name": name},
+        }],
+    });
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).expect("json"),
+    )
+    .expect("write");
+    std::fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("write");
+    let archive = dir.join("image.tar");
+    let tar = tar_of(&layout, &["oci-layout", "index.json", "blobs"]);
+    std::fs::write(&archive, tar).expect("write archive");
+    (archive, cd.trim_start_matches("sha256:").to_string())
+}
+
+fn names(images: &[Value]) -> Vec<String> {
+    let mut v: Vec<String> = images
+        .iter()
+        .flat_map(|i| i["Names"].as_array().cloned().unwrap_or_default())
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn load_list_tag_inspect_history_save_load_rmi() {
+    let b = Barge::new();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (archive, id) = build_archive(tmp.path(), "localhost/bbtest:1.0");
+    let out = b.ok(&["load", "-i", archive.to_str().expect("utf8")]);
+    assert_eq!(out.trim(), "Loaded image: localhost/bbtest:1.0");
+
+    let imgs = b.images_json();
+    assert_eq!(imgs.len(), 1);
+    assert_eq!(imgs[0]["Id"], json!(id));
+    assert_eq!(imgs[0]["Labels"]["test"], json!("barge"));
+    assert_eq!(names(&imgs), ["localhost/bbtest:1.0"]);
+
+    b.ok(&["tag", "bbtest:1.0", "other", "quay.io/x/y:z"]);
+    assert_eq!(
+        names(&b.images_json()),
+        [
+            "localhost/bbtest:1.0",
+            "localhost/other:latest",
+            "quay.io/x/y:z"
+        ]
+    );
+    let out = b.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort_unstable();
+    let short = &id[..12];
+    assert_eq!(
+        lines,
+        [
+            format!("localhost/bbtest:1.0 {short}"),
+            format!("localhost/other:latest {short}"),
+            format!("quay.io/x/y:z {short}"),
+        ]
+    );
+    let out = b.ok(&[
+        "image",
+        "ls",
+        "--format",
+        "table {{.Repository}}\\t{{.Tag}}",
+    ]);
+    assert!(
+        out.lines()
+            .next()
+            .expect("header")
+            .starts_with("REPOSITORY"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 4);
+    let out = b.ok(&["images", "--format", "{{json .}}"]);
+    for l in out.lines() {
+        let v: Value = serde_json::from_str(l).expect("json line");
+        assert_eq!(v["Id"], json!(id));
+    }
+    assert_eq!(b.ok(&["images", "-q"]).trim(), short);
+    let out = b.ok(&["images"]);
+    assert!(out.starts_with("REPOSITORY"), "{out}");
+    assert!(out.contains("IMAGE ID"), "{out}");
+
+    // untag one name, inspect.
+    b.ok(&["untag", "bbtest:1.0", "other"]);
+    assert_eq!(
+        names(&b.images_json()),
+        ["localhost/bbtest:1.0", "quay.io/x/y:z"]
+    );
+    let v: Value = serde_json::from_str(&b.ok(&["image", "inspect", "bbtest:1.0"])).expect("json");
+    assert_eq!(v[0]["Id"], json!(id));
+    assert_eq!(v[0]["Config"]["Cmd"], json!(["/bin/sh"]));
+    assert_eq!(v[0]["RootFS"]["Layers"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        b.ok(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Os}} {{.Config.Cmd}}",
+            short
+        ])
+        .trim(),
+        "linux [/bin/sh]"
+    );
+
+    // history: three entries from the config, newest first.
+    let out = b.ok(&[
+        "history",
+        "--format",
+        "{{.ID}} {{.CreatedBy}}",
+        "bbtest:1.0",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with(short), "{out}");
+    assert!(lines[2].contains("ADD rootfs"), "{out}");
+
+    // save (archive and dir) → load into a fresh store: same id and name.
+    let saved = tmp.path().join("saved.tar");
+    b.ok(&["save", "-o", saved.to_str().expect("utf8"), "bbtest:1.0"]);
+    let savedir = tmp.path().join("saved-dir");
+    b.ok(&[
+        "save",
+        "--format",
+        "oci-dir",
+        "-o",
+        savedir.to_str().expect("utf8"),
+        "bbtest:1.0",
+    ]);
+    b.fails(
+        &[
+            "save",
+            "--format",
+            "docker-archive",
+            "-o",
+            "/tmp/x.tar",
+            "bbtest:1.0",
+        ],
+        125,
+        "not supported yet",
+    );
+    for input in [&saved, &savedir] {
+        let b2 = Barge::new();
+        let out = b2.ok(&["load", "-i", input.to_str().expect("utf8")]);
+        assert_eq!(out.trim(), "Loaded image: localhost/bbtest:1.0");
+        let imgs = b2.images_json();
+        assert_eq!(imgs[0]["Id"], json!(id));
+        b2.ok(&["image", "check"]);
+    }
+
+    // rmi: by name with another name left only untags; then deletes.
+    let out = b.ok(&["rmi", "quay.io/x/y:z"]);
+    assert_eq!(out.trim(), "Untagged: quay.io/x/y:z");
+    b.ok(&["tag", short, "again"]);
+    b.fails(&["rmi", short], 125, "more than one tag");
+    let out = b.ok(&["rmi", "-f", short]);
+    assert!(out.contains(&format!("Deleted: {id}")), "{out}");
+    assert!(b.images_json().is_empty());
+    b.fails(&["rmi", "bbtest:1.0"], 1, "bbtest:1.0: image not known");
+    // The blobs went with the image.
+    let blobs = std::fs::read_dir(b.root.path().join("storage/blobs/sha256"))
+        .expect("blobs")
+        .count();
+    assert_eq!(blobs, 0);
+    b.ok(&["image", "check"]);
+}
+
+#[test]
+fn prune_removes_dangling_then_all() {
+    let b = Barge::new();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (archive, id) = build_archive(tmp.path(), "localhost/prune:1");
+    b.ok(&["load", "-i", archive.to_str().expect("utf8")]);
+    assert_eq!(b.ok(&["image", "prune", "-f"]).trim(), "");
+    b.ok(&["untag", "prune:1"]);
+    let imgs = b.images_json();
+    assert_eq!(imgs[0]["Dangling"], json!(true));
+    let out = b.ok(&["images", "--format", "{{.Repository}} {{.Tag}}"]);
+    assert_eq!(out.trim(), "<none> <none>");
+    assert_eq!(b.ok(&["image", "prune", "-f"]).trim(), id);
+    assert!(b.images_json().is_empty());
+    b.ok(&["load", "-i", archive.to_str().expect("utf8")]);
+    assert_eq!(b.ok(&["image", "prune", "-a", "-f"]).trim(), id);
+    assert!(b.images_json().is_empty());
+}
+
+#[test]
+fn push_pull_round_trip_through_local_registry() {
+    let Ok(reg) = barge_registry::testing::LocalRegistry::start(None) else {
+        eprintln!("SKIP: no docker-registry (BARGE_DOCKER_REGISTRY or /usr/bin/docker-registry)");
+        return;
+    };
+    let b = Barge::new();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (archive, id) = build_archive(tmp.path(), "localhost/pushme:1");
+    b.ok(&["load", "-i", archive.to_str().expect("utf8")]);
+    let dest = format!("{}/barge/pushme:v1", reg.addr());
+    b.ok(&["tag", "pushme:1", &dest]);
+    let out = b.run(&["push", "--tls-verify=false", &dest]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Copying blob sha256:"), "{err}");
+    assert!(
+        err.contains("Writing manifest to image destination"),
+        "{err}"
+    );
+    // push SRC DEST.
+    let dest2 = format!("docker://{}/barge/other:v2", reg.addr());
+    b.ok(&["push", "--tls-verify=false", "pushme:1", &dest2]);
+
+    b.ok(&["rmi", "-f", &id[..12]]);
+    assert!(b.images_json().is_empty());
+
+    let out = b.run(&["pull", &dest]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), id);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("Trying to pull {dest}")), "{err}");
+    assert!(err.contains("done"), "{err}");
+    assert_eq!(names(&b.images_json()), std::slice::from_ref(&dest));
+    // Pulling again skips the layers; -q prints only the id.
+    let out = b.ok(&["pull", "-q", &format!("{}/barge/other:v2", reg.addr())]);
+    assert_eq!(out.trim(), id);
+    assert_eq!(
+        names(&b.images_json()),
+        [format!("{}/barge/other:v2", reg.addr()), dest.clone()]
+    );
+    // The pulled image's layers are unpacked and verified.
+    let v: Value = serde_json::from_str(&b.ok(&["image", "inspect", &dest])).expect("json");
+    let lower = v[0]["GraphDriver"]["Data"]["LowerDir"]
+        .as_str()
+        .expect("lowerdir")
+        .to_string();
+    let top = lower.split(':').next().expect("top layer");
+    assert_eq!(
+        std::fs::read_to_string(Path::new(top).join("etc/barge-test")).expect("file from layer 2"),
+        "layer two\n"
+    );
+    b.ok(&["image", "check"]);
+
+    // A missing image: podman-like message, exit 125.
+    b.fails(
+        &["pull", &format!("{}/barge/nothere:latest", reg.addr())],
+        125,
+        "manifest unknown",
+    );
+}
+
+#[test]
+fn bad_input() {
+    let b = Barge::new();
+    b.fails(&["images", "--bogus"], 125, "unknown flag: --bogus");
+    b.fails(&["rmi", "nosuchimage"], 1, "nosuchimage: image not known");
+    b.fails(
+        &["tag", "nosuchimage", "x"],
+        125,
+        "nosuchimage: image not known",
+    );
+    b.fails(&["image", "inspect", "nosuchimage"], 125, "image not known");
+    b.fails(&["load", "-i", "/nonexistent.tar"], 125, "no such file");
+    b.fails(
+        &["save", "--format", "zip", "-o", "/tmp/x", "a"],
+        125,
+        "unknown format",
+    );
+    b.fails(
+        &["images", "--format", "{{range .}}"],
+        125,
+        "unsupported action",
+    );
+    b.fails(
+        &["pull", "--platform", "linux", "busybox"],
+        125,
+        "invalid platform",
+    );
+    b.fails(&["pull", "UPPER/Case"], 125, "invalid");
+    let out = b.run(&["--help"]);
+    assert!(out.status.success());
+}
