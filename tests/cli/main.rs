@@ -45,13 +45,25 @@ impl Barge {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let out = Command::new(barge_bin())
+        self.run_stdin(args, "")
+    }
+
+    fn run_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write as _;
+        let mut child = Command::new(barge_bin())
             .arg("--root")
             .arg(self.root.path().join("storage"))
             .args(args)
             .env("REGISTRY_AUTH_FILE", self.root.path().join("auth.json"))
-            .output()
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .expect("run barge");
+        if let Some(mut i) = child.stdin.take() {
+            let _ = i.write_all(stdin.as_bytes());
+        }
+        let out = child.wait_with_output().expect("wait for barge");
         eprintln!(
             "$ barge {}\n[{:?}]\n{}{}",
             args.join(" "),
@@ -430,6 +442,61 @@ fn push_pull_round_trip_through_local_registry() {
 }
 
 #[test]
+fn login_push_pull_logout_with_htpasswd_registry() {
+    let hash = bcrypt::hash("s3cret", 4).expect("bcrypt");
+    let Ok(reg) = barge_registry::testing::LocalRegistry::start(Some(&format!("tester:{hash}\n")))
+    else {
+        eprintln!("SKIP: no docker-registry (BARGE_DOCKER_REGISTRY or /usr/bin/docker-registry)");
+        return;
+    };
+    let b = Barge::new();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (archive, id) = build_archive(tmp.path(), "localhost/authme:1");
+    b.ok(&["load", "-i", archive.to_str().expect("utf8")]);
+    let dest = format!("{}/private/authme:1", reg.addr());
+    b.ok(&["tag", "authme:1", &dest]);
+    b.fails(&["push", &dest], 125, "401");
+    let out = b.run_stdin(
+        &[
+            "login",
+            "--username",
+            "tester",
+            "--password-stdin",
+            reg.addr(),
+        ],
+        "wrong\n",
+    );
+    assert_eq!(out.status.code(), Some(125));
+    let out = b.run_stdin(
+        &[
+            "login",
+            "--username",
+            "tester",
+            "--password-stdin",
+            reg.addr(),
+        ],
+        "s3cret\n",
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Login Succeeded!"
+    );
+    assert!(b.root.path().join("auth.json").exists());
+    b.ok(&["push", &dest]);
+    b.ok(&["rmi", &dest]);
+    b.ok(&["rmi", "authme:1"]);
+    assert_eq!(b.ok(&["pull", "-q", &dest]).trim(), id);
+    let out = b.ok(&["logout", reg.addr()]);
+    assert_eq!(
+        out.trim(),
+        format!("Removed login credentials for {}", reg.addr())
+    );
+    b.fails(&["logout", reg.addr()], 125, "not logged into");
+    b.fails(&["pull", "-q", &dest], 125, "401");
+}
+
+#[test]
 fn bad_input() {
     let b = Barge::new();
     b.fails(&["images", "--bogus"], 125, "unknown flag: --bogus");
@@ -457,6 +524,8 @@ fn bad_input() {
         "invalid platform",
     );
     b.fails(&["pull", "UPPER/Case"], 125, "invalid");
+    b.fails(&["tag", "onlyone"], 125, "required arguments");
+    b.fails(&["rmi"], 125, "image name or ID must be specified");
     let out = b.run(&["--help"]);
     assert!(out.status.success());
 }

@@ -336,8 +336,16 @@ fn main() -> ExitCode {
                 }
                 _ => {
                     let text = e.render().to_string();
-                    let first = text.lines().next().unwrap_or("invalid arguments");
-                    eprintln!("Error: {}", first.trim_start_matches("error: "));
+                    // The message, up to the usage line, on one line.
+                    let msg: Vec<&str> = text
+                        .lines()
+                        .map(str::trim)
+                        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more"))
+                        .filter(|l| !l.is_empty())
+                        .collect();
+                    let msg = msg.join(" ");
+                    eprintln!("Error: {}", msg.trim_start_matches("error: "));
+                    eprintln!("See 'barge --help'");
                 }
             }
             return ExitCode::from(EXIT_ENGINE);
@@ -485,8 +493,8 @@ impl Reporter {
 fn pull(root: Option<&PathBuf>, a: PullArgs) -> Result<()> {
     let store = store(root)?;
     let rep = Reporter::new(a.quiet);
-    let reference = a.image.strip_prefix("docker://").unwrap_or(&a.image);
-    rep.line(&format!("Trying to pull {reference}..."));
+    let name = images::pull_name(&a.image)?;
+    rep.line(&format!("Trying to pull {name}..."));
     rep.line("Getting image source signatures");
     let opts = images::PullOptions {
         reference: a.image.clone(),

@@ -84,7 +84,8 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// `1.23 MB`-style sizes (decimal units, as podman prints them).
+/// `1.23 MB`-style sizes: decimal units, three significant digits (as
+/// podman prints them).
 #[allow(clippy::cast_precision_loss)]
 pub fn human_size(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
@@ -95,13 +96,28 @@ pub fn human_size(n: u64) -> String {
         u += 1;
     }
     if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.3} {}", UNITS[u])
-            .replace(".000 ", " ")
-            .replace("00 ", " ")
-            .replace("0 ", " ")
+        return format!("{n} B");
     }
+    let decimals = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let mut num = format!("{v:.decimals$}");
+    if num.contains('.') {
+        num = num.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{num} {}", UNITS[u])
+}
+
+/// The full name a pull of `reference` gives (`busybox` becomes
+/// `docker.io/library/busybox:latest`).
+pub fn pull_name(reference: &str) -> Result<String> {
+    let r = Reference::parse(strip_transport(reference))
+        .map_err(|e| EngineError::Invalid(e.to_string()))?;
+    Ok(reference_string(&r))
 }
 
 /// `5 minutes ago`-style ages.
@@ -1269,5 +1285,11 @@ mod tests {
         assert_eq!(human_size(999), "999 B");
         assert_eq!(human_size(1_500_000), "1.5 MB");
         assert_eq!(human_size(2_000), "2 kB");
+        assert_eq!(human_size(3_543_808), "3.54 MB");
+        assert_eq!(human_size(123_456_789), "123 MB");
+        assert_eq!(
+            pull_name("busybox").expect("name"),
+            "docker.io/library/busybox:latest"
+        );
     }
 }
