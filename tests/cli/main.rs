@@ -68,7 +68,7 @@ impl Barge {
             "$ barge {}\n[{:?}]\n{}{}",
             args.join(" "),
             out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stdout[..out.stdout.len().min(4096)]),
             String::from_utf8_lossy(&out.stderr)
         );
         out
@@ -342,6 +342,31 @@ fn load_list_tag_inspect_history_save_load_rmi() {
         assert_eq!(imgs[0]["Id"], json!(id));
         b2.ok(&["image", "check"]);
     }
+
+    // save to stdout, load from stdin.
+    let out = b.run(&["save", "bbtest:1.0"]);
+    assert!(out.status.success());
+    let b3 = Barge::new();
+    let mut child = Command::new(barge_bin())
+        .arg("--root")
+        .arg(b3.root.path().join("storage"))
+        .arg("load")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("barge load");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(&out.stdout).expect("write archive");
+    }
+    let loaded = child.wait_with_output().expect("wait");
+    assert!(loaded.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&loaded.stdout).trim(),
+        "Loaded image: localhost/bbtest:1.0"
+    );
+    assert_eq!(b3.images_json()[0]["Id"], json!(id));
 
     // rmi: by name with another name left only untags; then deletes.
     let out = b.ok(&["rmi", "quay.io/x/y:z"]);

@@ -228,9 +228,10 @@ struct HistoryArgs {
 
 #[derive(Args, Debug)]
 struct SaveArgs {
-    /// Write to this file (or directory for `oci-dir`).
+    /// Write to this file (or directory for `oci-dir`); default stdout
+    /// (oci-archive only, not a terminal).
     #[arg(short, long, value_name = "PATH")]
-    output: PathBuf,
+    output: Option<PathBuf>,
     /// `oci-archive` (default) or `oci-dir`.
     #[arg(long, value_name = "FORMAT", default_value = "oci-archive")]
     format: String,
@@ -244,9 +245,9 @@ struct SaveArgs {
 
 #[derive(Args, Debug)]
 struct LoadArgs {
-    /// The archive or OCI layout directory.
+    /// The archive or OCI layout directory (default: an archive on stdin).
     #[arg(short, long, value_name = "PATH")]
-    input: PathBuf,
+    input: Option<PathBuf>,
     /// Suppress output.
     #[arg(short, long)]
     quiet: bool,
@@ -680,10 +681,23 @@ fn inspect(root: Option<&PathBuf>, a: InspectArgs) -> Result<()> {
 
 fn save(root: Option<&PathBuf>, a: SaveArgs) -> Result<()> {
     let store = store(root)?;
+    let format: images::SaveFormat = a.format.parse()?;
+    let Some(output) = a.output else {
+        if format != images::SaveFormat::OciArchive {
+            bail!("--output is required for format {}", a.format);
+        }
+        if std::io::stdout().is_terminal() {
+            bail!("refusing to save to terminal. Use -o flag or redirect");
+        }
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        images::save_archive_to(&store, &a.image, &mut out)?;
+        out.flush()?;
+        return Ok(());
+    };
     let opts = images::SaveOptions {
         image: a.image,
-        output: a.output,
-        format: a.format.parse()?,
+        output,
+        format,
     };
     images::save(&store, &opts)?;
     Ok(())
@@ -691,7 +705,32 @@ fn save(root: Option<&PathBuf>, a: SaveArgs) -> Result<()> {
 
 fn load(root: Option<&PathBuf>, a: LoadArgs) -> Result<()> {
     let store = store(root)?;
-    let report = images::load(&store, &images::LoadOptions { input: a.input })?;
+    let report = if let Some(input) = a.input {
+        images::load(&store, &images::LoadOptions { input })?
+    } else {
+        if std::io::stdin().is_terminal() {
+            bail!("cannot read from terminal, use command-line redirection or the --input flag");
+        }
+        // The archive is read twice (index, then blobs): spool it.
+        let tmp = store
+            .temp_dir()
+            .join(format!("load-{}.tar", std::process::id()));
+        let spooled = std::fs::File::create(&tmp).and_then(|mut f| {
+            std::io::copy(&mut std::io::stdin().lock(), &mut f)?;
+            f.sync_all()
+        });
+        let res = spooled.map_err(anyhow::Error::from).and_then(|()| {
+            Ok(images::load(
+                &store,
+                &images::LoadOptions { input: tmp.clone() },
+            )?)
+        });
+        let _ = std::fs::remove_file(&tmp);
+        res?
+    };
+    if a.quiet {
+        return Ok(());
+    }
     if report.names.is_empty() {
         println!("Loaded image: sha256:{}", report.id);
     }

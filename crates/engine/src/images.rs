@@ -674,12 +674,7 @@ pub struct SaveReport {
 /// Writes an image to an OCI archive or directory.
 pub fn save(store: &Store, opts: &SaveOptions) -> Result<SaveReport> {
     let img = resolve(store, &opts.image)?;
-    let ref_name = img
-        .names
-        .iter()
-        .find(|n| **n == opts.image || normalize_local_name(&opts.image).ok().as_deref() == Some(n))
-        .or_else(|| img.names.first())
-        .cloned();
+    let ref_name = save_name(&img, &opts.image);
     let id = img.id.to_string();
     match opts.format {
         SaveFormat::OciArchive => {
@@ -716,6 +711,28 @@ pub fn save(store: &Store, opts: &SaveOptions) -> Result<SaveReport> {
             ))
         }
     }
+    Ok(SaveReport {
+        id: img.id.hex().to_string(),
+        manifest: img.manifest.to_string(),
+        ref_name,
+    })
+}
+
+/// The name recorded in an archive of `img` saved as `image`: the name
+/// used, else the image's first name.
+fn save_name(img: &ImageRecord, image: &str) -> Option<String> {
+    img.names
+        .iter()
+        .find(|n| **n == image || normalize_local_name(image).ok().as_deref() == Some(n))
+        .or_else(|| img.names.first())
+        .cloned()
+}
+
+/// Streams an image as an OCI archive into `out` (e.g. stdout).
+pub fn save_archive_to(store: &Store, image: &str, out: &mut dyn Write) -> Result<SaveReport> {
+    let img = resolve(store, image)?;
+    let ref_name = save_name(&img, image);
+    oci_layout::export_tar(store, &img.id.to_string(), out, ref_name.as_deref())?;
     Ok(SaveReport {
         id: img.id.hex().to_string(),
         manifest: img.manifest.to_string(),
