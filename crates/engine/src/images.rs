@@ -1064,6 +1064,28 @@ pub fn pull(store: &Store, opts: &PullOptions, progress: Option<ProgressFn>) -> 
     Ok(report)
 }
 
+/// Reports bytes read as [`Progress::Bytes`].
+struct ProgressReader<'a, R> {
+    inner: R,
+    digest: String,
+    done: u64,
+    total: u64,
+    progress: ProgressFn<'a>,
+}
+
+impl<R: Read> Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        (self.progress)(&Progress::Bytes {
+            digest: self.digest.clone(),
+            done: self.done,
+            total: self.total,
+        });
+        Ok(n)
+    }
+}
+
 /// Options of [`push`].
 #[derive(Debug, Clone, Default)]
 pub struct PushOptions {
@@ -1119,7 +1141,13 @@ pub fn push(store: &Store, opts: &PushOptions, progress: Option<ProgressFn>) -> 
             digest: d.to_string(),
             size,
         });
-        let mut reader = store.open_blob(d)?;
+        let mut reader = ProgressReader {
+            inner: store.open_blob(d)?,
+            digest: d.to_string(),
+            done: 0,
+            total: size,
+            progress,
+        };
         let out = c
             .push_blob(&r, &rdigest(d)?, size, &mut reader, None)
             .map_err(EngineError::registry(ctx.clone()))?;
