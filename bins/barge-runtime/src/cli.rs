@@ -247,11 +247,11 @@ pub struct UpdateCmd {
     /// LinuxResources JSON file, or - for stdin.
     #[arg(short, long)]
     pub resources: Option<PathBuf>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub memory: Option<String>,
-    #[arg(long = "memory-swap")]
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
-    #[arg(long = "memory-reservation")]
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
     pub memory_reservation: Option<String>,
     #[arg(long = "kernel-memory", hide = true)]
     pub kernel_memory: Option<String>,
@@ -259,7 +259,7 @@ pub struct UpdateCmd {
     pub cpu_shares: Option<u64>,
     #[arg(long = "cpu-period")]
     pub cpu_period: Option<u64>,
-    #[arg(long = "cpu-quota")]
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
     pub cpu_quota: Option<i64>,
     #[arg(long = "cpu-rt-period")]
     pub cpu_rt_period: Option<u64>,
@@ -269,7 +269,7 @@ pub struct UpdateCmd {
     pub cpuset_cpus: Option<String>,
     #[arg(long = "cpuset-mems")]
     pub cpuset_mems: Option<String>,
-    #[arg(long = "pids-limit")]
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
     #[arg(long = "blkio-weight")]
     pub blkio_weight: Option<u16>,
@@ -511,5 +511,15 @@ mod tests {
         .unwrap();
         Cli::try_parse_from(["barge-runtime", "kill", "--all", "c1", "KILL"]).unwrap();
         Cli::try_parse_from(["barge-runtime", "ps", "--format", "json", "c1"]).unwrap();
+        Cli::try_parse_from([
+            "barge-runtime",
+            "update",
+            "--memory",
+            "-1",
+            "--pids-limit",
+            "-1",
+            "c1",
+        ])
+        .unwrap();
     }
 }
