@@ -554,3 +554,323 @@ fn bad_input() {
     let out = b.run(&["--help"]);
     assert!(out.status.success());
 }
+
+/// splitmix64: a fast PRNG, so the random layers are reproducible from a seed.
+fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut s = seed;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// An OCI archive named `name` with `layers` uncompressed tar layers, each
+/// one file of `layer_size` incompressible bytes. Returns the archive and
+/// the image id (config digest hex).
+fn build_random_archive(
+    dir: &Path,
+    name: &str,
+    layers: usize,
+    layer_size: usize,
+    seed: u64,
+) -> (PathBuf, String) {
+    let layout = dir.join("layout");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).expect("mkdir");
+    let mut descs = Vec::new();
+    let mut diff_ids = Vec::new();
+    for i in 0..layers {
+        let src = dir.join(format!("layer{i}"));
+        std::fs::create_dir_all(src.join("data")).expect("mkdir");
+        let file = format!("data/random-{i}.bin");
+        std::fs::write(
+            src.join(&file),
+            random_bytes(seed.wrapping_add(i as u64), layer_size),
+        )
+        .expect("write random file");
+        let tar = tar_of(&src, &[&file]);
+        std::fs::remove_dir_all(&src).expect("rm layer src");
+        let (d, s) = put_blob(&layout, &tar);
+        descs.push(
+            json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": s}),
+        );
+        diff_ids.push(d);
+    }
+    let config = json!({
+        "created": "2024-03-01T01:02:03Z",
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let (cd, cs) = put_blob(&layout, &serde_json::to_vec(&config).expect("json"));
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+        "layers": descs,
+    });
+    let (md, ms) = put_blob(&layout, &serde_json::to_vec(&manifest).expect("json"));
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": md, "size": ms,
+            "annotations": {"org.opencontainers.image.ref.name": name},
+        }],
+    });
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).expect("json"),
+    )
+    .expect("write");
+    std::fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("write");
+    let archive = dir.join("image.tar");
+    let tar = tar_of(&layout, &["oci-layout", "index.json", "blobs"]);
+    std::fs::remove_dir_all(&layout).expect("rm layout");
+    std::fs::write(&archive, tar).expect("write archive");
+    (archive, cd.trim_start_matches("sha256:").to_string())
+}
+
+/// Bytes written so far into the store's blobs and temp files.
+fn bytes_arrived(storage: &Path) -> u64 {
+    ["tmp", "blobs/sha256"]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(storage.join(d)).ok())
+        .flatten()
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .filter(std::fs::Metadata::is_file)
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Starts a pull in `b`'s store, SIGKILLs it once some layer bytes have
+/// arrived. Returns whether the kill landed mid-pull.
+fn kill_pull_midway(b: &Barge, reference: &str) -> bool {
+    use std::os::unix::process::ExitStatusExt as _;
+    let storage = b.root.path().join("storage");
+    let mut child = Command::new(barge_bin())
+        .arg("--root")
+        .arg(&storage)
+        .args(["pull", "-q", "--tls-verify=false", reference])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn barge pull");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            eprintln!("pull finished before the kill");
+            return false;
+        }
+        // Some layer data (more than a manifest or config) has arrived.
+        if bytes_arrived(&storage) > 1 << 20 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pull made no progress"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // Child::kill sends SIGKILL.
+    child.kill().expect("kill pull");
+    let status = child.wait().expect("wait pull");
+    eprintln!(
+        "killed pull after {} bytes: {status:?}",
+        bytes_arrived(&storage)
+    );
+    if status.signal() != Some(libc::SIGKILL) {
+        return false;
+    }
+    // Killed mid-pull: the image was not recorded.
+    assert!(
+        b.images_json().is_empty(),
+        "image listed after a killed pull"
+    );
+    true
+}
+
+#[test]
+fn killed_pull_is_recovered() {
+    let Ok(reg) = barge_registry::testing::LocalRegistry::start(None) else {
+        eprintln!("SKIP: no docker-registry (BARGE_DOCKER_REGISTRY or /usr/bin/docker-registry)");
+        return;
+    };
+    let pusher = Barge::new();
+    let mut killed = false;
+    // 4 × 16 MiB, then larger if the pull outran the kill.
+    for (attempt, layer_mb) in [16usize, 48].into_iter().enumerate() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let name = format!("localhost/bigrandom:{attempt}");
+        let (archive, id) = build_random_archive(
+            tmp.path(),
+            &name,
+            4,
+            layer_mb << 20,
+            0x5eed_0000 + attempt as u64,
+        );
+        pusher.ok(&["load", "-i", archive.to_str().expect("utf8")]);
+        drop(tmp);
+        let dest = format!("{}/barge/bigrandom:{attempt}", reg.addr());
+        pusher.ok(&["push", "-q", "--tls-verify=false", &name, &dest]);
+
+        let b = Barge::new();
+        if !kill_pull_midway(&b, &dest) {
+            continue;
+        }
+        killed = true;
+        // The leftover is reported as a partial download (or nothing), never
+        // as a corrupt blob.
+        let out = b.run(&["image", "check"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains("corrupt"), "{stdout}");
+        for l in stdout.lines().filter(|l| !l.ends_with("problems found")) {
+            assert!(l.starts_with("partial download"), "{stdout}");
+        }
+        assert!(
+            stdout.contains(" 0 problems found") == out.status.success(),
+            "{stdout}"
+        );
+
+        // A second pull succeeds with the pushed image's id.
+        let out = b.ok(&["pull", "-q", "--tls-verify=false", &dest]);
+        assert_eq!(out.trim(), id);
+        assert_eq!(b.images_json()[0]["Id"], json!(id));
+        // The killed pull's temp files are still reported (pull does not
+        // clean up after a dead writer), as partial downloads only; with
+        // --repair they go and the store is healthy.
+        let out = b.run(&["image", "check"]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains("corrupt"), "{stdout}");
+        assert!(!stdout.contains("missing"), "{stdout}");
+        for l in stdout.lines().filter(|l| !l.ends_with("problems found")) {
+            assert!(l.starts_with("partial download"), "{stdout}");
+        }
+        b.ok(&["image", "check", "--repair"]);
+        let out = b.ok(&["image", "check"]);
+        assert!(out.trim().ends_with(" 0 problems found"), "{out}");
+        assert!(out.trim().starts_with("6 blobs verified"), "{out}");
+        assert_eq!(b.images_json()[0]["Id"], json!(id));
+        break;
+    }
+    assert!(killed, "every pull finished before it could be killed");
+}
+
+/// podman with its own storage under `dir`, so the system's is untouched.
+struct Podman {
+    dir: tempfile::TempDir,
+}
+
+impl Podman {
+    fn new() -> Option<Self> {
+        let ok = Command::new("podman")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("containers.conf"),
+            "[engine]\nruntime = \"runc\"\nevents_logger = \"file\"\ncgroup_manager = \"cgroupfs\"\n",
+        )
+        .expect("write containers.conf");
+        std::fs::write(dir.path().join("auth.json"), "{}").expect("write auth.json");
+        Some(Self { dir })
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let d = self.dir.path();
+        let out = Command::new("podman")
+            .arg("--root")
+            .arg(d.join("root"))
+            .arg("--runroot")
+            .arg(d.join("runroot"))
+            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+            .args(args)
+            .env("CONTAINERS_CONF", d.join("containers.conf"))
+            .env("REGISTRY_AUTH_FILE", d.join("auth.json"))
+            .env("TMPDIR", d)
+            .output()
+            .expect("run podman");
+        eprintln!(
+            "$ podman {}\n[{:?}]\n{}{}",
+            args.join(" "),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "podman {args:?} failed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+#[test]
+fn podman_pulls_what_barge_pushed() {
+    let Some(podman) = Podman::new() else {
+        eprintln!("SKIP: podman is not installed");
+        return;
+    };
+    let Ok(reg) = barge_registry::testing::LocalRegistry::start(None) else {
+        eprintln!("SKIP: no docker-registry (BARGE_DOCKER_REGISTRY or /usr/bin/docker-registry)");
+        return;
+    };
+    let b = Barge::new();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (archive, id) = build_archive(tmp.path(), "localhost/interop:1");
+    b.ok(&["load", "-i", archive.to_str().expect("utf8")]);
+    let dest = format!("{}/barge/interop:1", reg.addr());
+    b.ok(&["push", "--tls-verify=false", "interop:1", &dest]);
+    let v: Value = serde_json::from_str(&b.ok(&["image", "inspect", "interop:1"])).expect("json");
+    let barge_layers = v[0]["RootFS"]["Layers"].clone();
+    assert_eq!(barge_layers.as_array().map(Vec::len), Some(2));
+
+    // barge → registry → podman: same config digest (image id) and layers.
+    podman.ok(&["pull", "-q", "--tls-verify=false", &dest]);
+    let v: Value =
+        serde_json::from_str(&podman.ok(&["image", "inspect", &dest])).expect("podman inspect");
+    assert_eq!(v[0]["Id"], json!(id));
+    assert_eq!(v[0]["RootFS"]["Layers"], barge_layers);
+    assert_eq!(v[0]["Config"]["Labels"]["test"], json!("barge"));
+    podman.ok(&["rmi", &dest]);
+
+    // podman → registry → barge.
+    let rootfs = workspace().join("build/bundle/rootfs");
+    let rootfs_tar = tmp.path().join("rootfs.tar");
+    std::fs::write(&rootfs_tar, tar_of(&rootfs, &["."])).expect("write rootfs tar");
+    let from_podman = format!("{}/podman/imported:1", reg.addr());
+    podman.ok(&[
+        "import",
+        "-q",
+        "--change",
+        "CMD [\"/bin/sh\"]",
+        rootfs_tar.to_str().expect("utf8"),
+        &from_podman,
+    ]);
+    let pid = podman.ok(&["image", "inspect", "--format", "{{.Id}}", &from_podman]);
+    let pid = pid.trim().to_string();
+    podman.ok(&["push", "--tls-verify=false", &from_podman]);
+    podman.ok(&["rmi", &from_podman]);
+    let out = b.ok(&["pull", "-q", "--tls-verify=false", &from_podman]);
+    assert_eq!(out.trim(), pid);
+    let v: Value = serde_json::from_str(&b.ok(&["image", "inspect", &from_podman])).expect("json");
+    assert_eq!(v[0]["Config"]["Cmd"], json!(["/bin/sh"]));
+    assert_eq!(v[0]["RootFS"]["Layers"].as_array().map(Vec::len), Some(1));
+    b.ok(&["image", "check"]);
+}
