@@ -1061,6 +1061,9 @@ pub fn pull(store: &Store, opts: &PullOptions, progress: Option<ProgressFn>) -> 
     )?;
     progress(&Progress::Signatures);
     report.id = img.id.hex().to_string();
+    // Leftovers of an earlier, killed pull (unlocked temp files older than
+    // the store's grace period) go now rather than waiting for gc.
+    let _ = store.clean_temp();
     Ok(report)
 }
 
