@@ -28,10 +28,21 @@ step "static checker + test image"
 scripts/build-image.sh build
 
 step "cargo test --release --workspace"
-if [ "$(id -u)" -eq 0 ]; then
-    cargo test --release --workspace
-else
+if [ "$(id -u)" -ne 0 ]; then
     echo "note: not root; the integration tests will skip (run as root for the full suite)" >&2
-    cargo test --release --workspace
+fi
+log=$(mktemp)
+set +e
+cargo test --release --workspace --all-targets 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+# One closing line with the totals over every test binary.
+passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
+rm -f "$log"
+if [ "$rc" -ne 0 ]; then
+    echo "$passed passed, $failed failed"
+    exit "$rc"
 fi
 step "all tests passed"
+echo "$passed passed, $failed failed"
