@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use barge_integration::Container;
+use barge_integration::{need_root, Container};
 use serde_json::json;
 
 /// A working directory given as a magic link (`/proc/self/fd/N`) must not
@@ -11,9 +11,7 @@ use serde_json::json;
 /// (CVE-2024-21626 class); the create fails and leaves nothing behind.
 #[test]
 fn cwd_through_proc_fd_cannot_escape() {
-    if !barge_integration::is_root() {
-        return;
-    }
+    need_root!();
     for fd in 3..=9 {
         let mut c = Container::new("cwdfd");
         c.args(&["sh", "-c", "ls ../../../../../../ ; echo RAN"]);
@@ -37,9 +35,7 @@ fn cwd_through_proc_fd_cannot_escape() {
 /// deadlock with the runtime feeding that stdin.
 #[test]
 fn piped_stdin_and_large_output_do_not_deadlock() {
-    if !barge_integration::is_root() {
-        return;
-    }
+    need_root!();
     let input = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(input.path(), vec![b'x'; 1_000_000]).unwrap();
     let mut c = Container::new("stdin");
@@ -65,9 +61,7 @@ fn piped_stdin_and_large_output_do_not_deadlock() {
 /// A hook that prints more than a pipe holds must not hang the runtime.
 #[test]
 fn hook_with_large_output_does_not_hang() {
-    if !barge_integration::is_root() {
-        return;
-    }
+    need_root!();
     let mut c = Container::new("hookout");
     c.args(&["true"]);
     c.config["hooks"] = json!({"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", "head -c 300000 /dev/zero; head -c 300000 /dev/zero >&2"]}]});
@@ -82,9 +76,7 @@ fn hook_with_large_output_does_not_hang() {
 /// runs when `c` is dropped).
 #[test]
 fn delete_cleans_up_after_a_killed_create() {
-    if !barge_integration::is_root() {
-        return;
-    }
+    need_root!();
     let mut c = Container::new("killedcreate");
     c.args(&["true"]);
     c.config["hooks"] = json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "3"]}]});
@@ -105,9 +97,7 @@ fn delete_cleans_up_after_a_killed_create() {
 /// SIGTERM ends a created (not yet started) container, as with runc.
 #[test]
 fn term_ends_a_created_container() {
-    if !barge_integration::is_root() {
-        return;
-    }
+    need_root!();
     let mut c = Container::new("termcreated");
     c.args(&["true"]);
     c.create().ok();
@@ -120,9 +110,7 @@ fn term_ends_a_created_container() {
 /// processes survive the failed create.
 #[test]
 fn cgroup_with_processes_is_not_adopted() {
-    if !barge_integration::is_root() {
-        return;
-    }
+    need_root!();
     let victim = format!("/barge-victim-{}", std::process::id());
     let dir = format!("/sys/fs/cgroup/pids{victim}");
     std::fs::create_dir_all(&dir).unwrap();
@@ -155,9 +143,7 @@ fn cgroup_with_processes_is_not_adopted() {
 /// SIGKILL to a paused container kills it (it is thawed so it can die).
 #[test]
 fn kill_on_paused_container_takes_effect() {
-    if !barge_integration::is_root() {
-        return;
-    }
+    need_root!();
     let mut c = Container::new("killpaused");
     c.args(&["sleep", "100"]);
     c.run_detached().ok();
@@ -170,9 +156,7 @@ fn kill_on_paused_container_takes_effect() {
 /// `swap: 0` means "not set" (runc), not an impossible memsw limit.
 #[test]
 fn swap_zero_is_not_a_limit() {
-    if !barge_integration::is_root() {
-        return;
-    }
+    need_root!();
     let mut c = Container::new("swap0");
     c.args(&["true"]);
     c.config["linux"]["resources"]["memory"] = json!({"limit": 67_108_864, "swap": 0});
@@ -182,9 +166,7 @@ fn swap_zero_is_not_a_limit() {
 /// Relative hook paths are rejected before anything is created.
 #[test]
 fn relative_hook_path_is_rejected() {
-    if !barge_integration::is_root() {
-        return;
-    }
+    need_root!();
     let mut c = Container::new("relhook");
     c.args(&["true"]);
     c.config["hooks"] = json!({"prestart": [{"path": "true"}]});
@@ -197,9 +179,7 @@ fn relative_hook_path_is_rejected() {
 /// container gets EPIPE and the run ends.
 #[test]
 fn run_ends_when_its_stdout_reader_goes_away() {
-    if !barge_integration::is_root() {
-        return;
-    }
+    need_root!();
     let mut c = Container::new("epipe");
     c.args(&["yes"]);
     c.write_config();
