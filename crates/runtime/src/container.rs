@@ -205,21 +205,8 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
     };
     plan.enter_pid_for_children()?;
     let flags = if plan.two_step() { 0 } else { plan.new_flags };
-    let mut args = barge_sys::CloneArgs {
-        flags,
-        cgroup: clone_fd.as_ref().map(AsFd::as_fd),
-    };
-    let mut cloned_into = clone_fd.is_some();
-    let fork = match barge_sys::clone3(&args) {
-        Err(e) if cloned_into => {
-            tracing::debug!(error = %e, "clone3 into the cgroup failed, joining it afterwards");
-            args.cgroup = None;
-            cloned_into = false;
-            barge_sys::clone3(&args)
-        }
-        other => other,
-    }
-    .map_err(|e| RuntimeError::io("clone3 of the container init", e))?;
+    let (fork, cloned_into) = clone_into_cgroup(flags, clone_fd.as_ref())
+        .map_err(|e| RuntimeError::io("clone3 of the container init", e))?;
     let child = match fork {
         barge_sys::Fork::Child => {
             // No host directory fd may survive into the container.
@@ -386,6 +373,31 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
         is_child: init_pid == child,
         pipes: our_pipes,
     })
+}
+
+/// `clone3` straight into the container's cgroup2 node when there is one,
+/// falling back to a plain clone (the caller then joins the cgroup with
+/// `add_task`). Returns the fork result and whether the child was cloned
+/// into the cgroup.
+pub(crate) fn clone_into_cgroup(
+    flags: u64,
+    cgroup: Option<&OwnedFd>,
+) -> std::io::Result<(barge_sys::Fork, bool)> {
+    let args = barge_sys::CloneArgs {
+        flags,
+        cgroup: cgroup.map(AsFd::as_fd),
+    };
+    match barge_sys::clone3(&args) {
+        Err(e) if cgroup.is_some() => {
+            tracing::debug!(error = %e, "clone3 into the cgroup failed, joining it afterwards");
+            let args = barge_sys::CloneArgs {
+                flags,
+                cgroup: None,
+            };
+            barge_sys::clone3(&args).map(|f| (f, false))
+        }
+        other => other.map(|f| (f, cgroup.is_some())),
+    }
 }
 
 fn reap_status(pid: i32) -> String {

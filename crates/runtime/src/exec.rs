@@ -115,20 +115,8 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
         )
         .ctx(|| format!("joining the pid namespace of {}", st.pid))?;
     }
-    let mut args = barge_sys::CloneArgs {
-        flags: 0,
-        cgroup: clone_fd.as_ref().map(AsFd::as_fd),
-    };
-    let mut cloned_into = clone_fd.is_some();
-    let fork = match barge_sys::clone3(&args) {
-        Err(_) if cloned_into => {
-            args.cgroup = None;
-            cloned_into = false;
-            barge_sys::clone3(&args)
-        }
-        other => other,
-    }
-    .map_err(|e| RuntimeError::io("clone3 of the exec process", e))?;
+    let (fork, cloned_into) = crate::container::clone_into_cgroup(0, clone_fd.as_ref())
+        .map_err(|e| RuntimeError::io("clone3 of the exec process", e))?;
     let child = match fork {
         barge_sys::Fork::Child => {
             // No host directory fd may survive into the container.
