@@ -288,7 +288,6 @@ pub(crate) fn store(root: Option<&PathBuf>) -> Result<barge_engine::images::Stor
     Ok(barge_engine::images::Store::open(&root)?)
 }
 
-
 pub(crate) fn run(root: Option<&PathBuf>, command: TopCommand) -> Result<()> {
     match command {
         TopCommand::Pull(a) | TopCommand::Image(ImageCommand::Pull(a)) => pull(root, a),
@@ -727,5 +726,46 @@ fn login(a: LoginArgs) -> Result<()> {
     };
     images::login(&opts)?;
     println!("Login Succeeded!");
+    Ok(())
+}
+
+/// Pulls an image for `run`/`create` (progress on stderr like podman).
+pub(crate) fn pull_for_create(
+    store: &images::Store,
+    image: &str,
+    quiet: bool,
+    tls_verify: bool,
+) -> std::result::Result<(), EngineError> {
+    let rep = Reporter::new(quiet);
+    if let Ok(name) = images::pull_name(image) {
+        rep.line(&format!("Trying to pull {name}..."));
+    }
+    let opts = images::PullOptions {
+        reference: image.to_string(),
+        platform: None,
+        registry: images::RegistryOptions {
+            tls_verify,
+            ..images::RegistryOptions::default()
+        },
+        jobs: 3,
+    };
+    images::pull(store, &opts, Some(&|p: &Progress| rep.event(p)))?;
+    Ok(())
+}
+
+/// Prints rows through a Go template (`table` prefix adds headers).
+pub(crate) fn print_rows(
+    format: &str,
+    rows: &[Value],
+    noheading: bool,
+    headers: &dyn Fn(&str) -> Option<String>,
+) -> Result<()> {
+    let format = if noheading {
+        format.strip_prefix("table").unwrap_or(format).trim_start()
+    } else {
+        format
+    };
+    let t = Template::parse(format)?;
+    print!("{}", t.render(rows, headers));
     Ok(())
 }

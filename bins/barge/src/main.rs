@@ -1,5 +1,6 @@
 //! `barge`: the podman-compatible CLI, a thin layer over `barge_engine`.
 
+mod containers;
 mod images;
 
 use anyhow::Result;
@@ -18,15 +19,20 @@ pub(crate) const EXIT_ENGINE: u8 = 125;
     disable_help_subcommand = true
 )]
 struct Cli {
-    /// Path to the image store.
+    /// Path to the persistent state (images, containers, volumes, database).
     #[arg(long, global = true, value_name = "PATH")]
     root: Option<PathBuf>,
+    /// Path to the volatile state (monitor sockets, runtime state).
+    #[arg(long, global = true, value_name = "PATH")]
+    runroot: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    #[command(flatten)]
+    Containers(containers::TopCommand),
     #[command(flatten)]
     Images(images::TopCommand),
 }
@@ -101,5 +107,6 @@ fn run(cli: Cli) -> Result<()> {
     let root = cli.root.as_ref();
     match cli.command {
         Command::Images(c) => images::run(root, c),
+        Command::Containers(c) => containers::run(root, cli.runroot.as_ref(), c),
     }
 }

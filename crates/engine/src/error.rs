@@ -30,6 +30,35 @@ pub enum EngineError {
         #[source]
         source: Box<RegistryError>,
     },
+    /// No container matches.
+    #[error("no container with name or ID \"{0}\" found: no such container")]
+    NoSuchContainer(String),
+    /// A container, pod, network or volume name is taken.
+    #[error("the container name \"{0}\" is already in use. You have to remove that container to be able to reuse that name: that name is already in use")]
+    NameInUse(String),
+    /// The container is in the wrong state for the action.
+    #[error("can only {action} running containers: {name} is in state {state}: container state improper")]
+    InvalidState {
+        /// Container name.
+        name: String,
+        /// Its state.
+        state: String,
+        /// What was asked.
+        action: String,
+    },
+    /// The OCI runtime or the monitor failed.
+    #[error("{message}: OCI runtime error")]
+    Runtime {
+        /// Container id.
+        id: String,
+        /// The runtime's message.
+        message: String,
+        /// podman's exit code for it (126/127 for exec failures).
+        exit_code: Option<i32>,
+    },
+    /// The state database failed.
+    #[error(transparent)]
+    Db(Box<crate::db::DbError>),
     /// Local I/O failed.
     #[error("{context}: {source}")]
     Io {
@@ -47,6 +76,16 @@ impl EngineError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::ImageNotKnown(_))
             || matches!(self, Self::Store(e) if matches!(**e, StoreError::ImageNotFound(_)))
+    }
+
+    /// The exit code the CLI should leave with (podman's conventions).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Runtime {
+                exit_code: Some(c), ..
+            } => *c,
+            _ => 125,
+        }
     }
 
     pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {

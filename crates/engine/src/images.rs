@@ -78,6 +78,30 @@ pub fn resolve(store: &Store, reference: &str) -> Result<ImageRecord> {
     Err(EngineError::ImageNotKnown(reference.to_string()))
 }
 
+/// The name to show for an image found by `given`: the given name in its
+/// normalized form when the image has it, else the image's first name, else
+/// what was given (an id).
+pub fn display_name(image: &ImageRecord, given: &str) -> String {
+    let given = strip_transport(given);
+    let mut candidates = vec![given.to_string()];
+    if let Ok(n) = normalize_local_name(given) {
+        candidates.push(n);
+    }
+    if let Ok(r) = Reference::parse(given) {
+        candidates.push(reference_string(&r));
+    }
+    for c in candidates.iter().rev() {
+        if image.names.contains(c) {
+            return c.clone();
+        }
+    }
+    image
+        .names
+        .first()
+        .cloned()
+        .unwrap_or_else(|| given.to_string())
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -4,11 +4,23 @@
 //!
 //! * [`images`]: pull, push, list, remove, tag, untag, inspect, history,
 //!   save, load, prune, login, logout and store check.
+//! * [`containers`]: create, start, stop, kill, remove, exec, logs,
+//!   inspect… through the monitor and the OCI runtime's CLI.
+//! * [`networks`], [`volumes`]: networks and named volumes.
+//! * [`db`]: the SQLite state shared by every `barge` process.
 //! * [`template`]: a small subset of Go templates for `--format`.
 #![forbid(unsafe_code)]
+#![recursion_limit = "512"]
 
+pub mod containers;
+pub mod db;
 pub mod error;
 pub mod images;
+pub mod networks;
 pub mod template;
+pub mod volumes;
+
+/// The network containers join by default.
+pub const DEFAULT_NETWORK: &str = "barge";
 
 pub use error::{EngineError, Result};
