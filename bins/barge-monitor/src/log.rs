@@ -66,9 +66,12 @@ impl Log {
             return;
         }
         let (secs, nanos) = text::now();
-        self.buf.clear();
-        format_entries(&mut self.buf, self.driver, stream, data, secs, nanos);
-        self.append();
+        // Entry by entry, so that --log-size-max holds for every entry.
+        for line in data.split_inclusive(|&b| b == b'\n') {
+            self.buf.clear();
+            format_entries(&mut self.buf, self.driver, stream, line, secs, nanos);
+            self.append();
+        }
     }
 
     fn append(&mut self) {

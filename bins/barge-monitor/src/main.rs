@@ -24,6 +24,7 @@ pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
     run()
 }
 
+#[cfg_attr(test, allow(dead_code))]
 fn run() -> i32 {
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     // Take the sync fd first so that even a bad command line is reported
@@ -56,6 +57,7 @@ fn run() -> i32 {
     let pid = match m.create() {
         Ok(pid) => pid,
         Err(f) => {
+            m.abandon();
             monitor::report_fail(sync.as_ref(), &f);
             return 1;
         }

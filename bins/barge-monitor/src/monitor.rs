@@ -777,6 +777,14 @@ impl Monitor {
         }
     }
 
+    /// After a failed `create`: remove the sockets (the runtime has cleaned
+    /// up the container itself).
+    pub fn abandon(&mut self) {
+        self.attach = None;
+        let _ = rustix::fs::unlink(self.args.dir.join("attach"));
+        let _ = rustix::fs::unlink(self.args.dir.join("console.sock"));
+    }
+
     /// After the container exited: exit file, exit frames, exit command.
     pub fn finish(&mut self, code: i32) {
         let (secs, nanos) = text::now();
