@@ -6,6 +6,7 @@
 //! crate offers it.
 
 pub mod bpf;
+pub mod daemon;
 pub mod process;
 pub mod signal;
 
