@@ -13,6 +13,7 @@ use std::path::Path;
 use barge_image::commit::{commit_image, CommitOptions};
 use barge_image::docker_archive::{self, ArchiveFile, ArchiveKind, ExportImage, ImportOptions};
 use barge_image::oci_layout;
+use barge_image::UnpackOptions;
 use barge_image::{Digest, Store};
 use common::{listing, tar_layer, E};
 use serde_json::{json, Value};
@@ -24,7 +25,7 @@ fn config_of(store: &Store, id: &Digest) -> Value {
 /// A store with a two-layer image `localhost/two:1` (also `localhost/two:2`).
 fn two_layer_store(dir: &Path) -> (Store, Digest) {
     let store = Store::open(dir.join("store")).unwrap();
-    let base = commit_image(
+    commit_image(
         &store,
         None,
         &tar_layer(&[
@@ -99,7 +100,7 @@ fn commit_on_base_writes_config_history_and_manifest() {
         json!("application/vnd.oci.image.layer.v1.tar")
     );
     // The layers are unpacked; the top one has the whiteout.
-    let dirs = oci_layout::snapshot(&store, "localhost/two:1", &Default::default()).unwrap();
+    let dirs = oci_layout::snapshot(&store, "localhost/two:1", &UnpackOptions::default()).unwrap();
     assert_eq!(fs::read(dirs[0].join("etc/top")).unwrap(), b"top\n");
     assert_eq!(fs::read(dirs[1].join("etc/os")).unwrap(), b"barge\n");
     assert!(store.check().unwrap().is_healthy());
@@ -201,7 +202,7 @@ fn docker_archive_round_trip_plain_gzip_zstd() {
         assert_eq!(got.image.diff_ids, img.diff_ids);
         assert_eq!(got.names, ["localhost/two:1", "localhost/two:2"]);
         assert_eq!(dest.resolve("localhost/two:2").unwrap().id, id);
-        let dirs = oci_layout::snapshot(&dest, &id.to_string(), &Default::default()).unwrap();
+        let dirs = oci_layout::snapshot(&dest, &id.to_string(), &UnpackOptions::default()).unwrap();
         assert_eq!(fs::read(dirs[0].join("etc/top")).unwrap(), b"top\n");
         // Legacy v1 files are not kept as blobs; the temp copy is gone.
         let health = dest.check().unwrap();
@@ -470,7 +471,8 @@ fn hostile_docker_archives_leave_store_unchanged() {
         let mut msg = err.to_string();
         let mut src = std::error::Error::source(&err);
         while let Some(s) = src {
-            msg.push_str(&format!(": {s}"));
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
             src = s.source();
         }
         assert!(msg.contains(want), "{name}: {msg:?} lacks {want:?}");
