@@ -99,7 +99,7 @@ fn tar_directory_is_deterministic_and_faithful() {
     symlink("/etc", src.join("etc-link")).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &src.join("fifo"),
+        src.join("fifo"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o644),
         0,
@@ -111,14 +111,14 @@ fn tar_directory_is_deterministic_and_faithful() {
     let xattrs = set_user_xattr(&src.join("a/file"));
     if common::is_root() {
         rustix::fs::chown(
-            &src.join("a/file"),
+            src.join("a/file"),
             Some(rustix::fs::Uid::from_raw(1234)),
             Some(rustix::fs::Gid::from_raw(5678)),
         )
         .unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &src.join("null"),
+            src.join("null"),
             rustix::fs::FileType::CharacterDevice,
             rustix::fs::Mode::from_raw_mode(0o666),
             rustix::fs::makedev(1, 3),
