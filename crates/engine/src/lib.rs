@@ -4,9 +4,12 @@
 //!
 //! * [`images`]: pull, push, list, remove, tag, untag, inspect, history,
 //!   save, load, prune, login, logout and store check.
+//! * [`archive`]: docker-archive save/load, archive detection (plain,
+//!   gzip, zstd) and `import` of a rootfs tarball.
 //! * [`template`]: a small subset of Go templates for `--format`.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod error;
 pub mod images;
 pub mod template;
