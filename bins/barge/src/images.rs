@@ -668,34 +668,15 @@ fn save(root: Option<&PathBuf>, a: SaveArgs) -> Result<()> {
     Ok(())
 }
 
-/// Copies stdin into a temp file in the store (archives are read twice).
-fn spool_stdin(store: &images::Store, what: &str) -> Result<PathBuf> {
-    if std::io::stdin().is_terminal() {
-        bail!("cannot read from terminal, use command-line redirection or the --input flag");
-    }
-    let tmp = store
-        .temp_dir()
-        .join(format!("{what}-{}.tar", std::process::id()));
-    let spooled = std::fs::File::create(&tmp).and_then(|mut f| {
-        std::io::copy(&mut std::io::stdin().lock(), &mut f)?;
-        f.sync_all()
-    });
-    if let Err(e) = spooled {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.into());
-    }
-    Ok(tmp)
-}
-
 fn load(root: Option<&PathBuf>, a: LoadArgs) -> Result<()> {
     let store = store(root)?;
     let report = if let Some(input) = a.input {
         images::load(&store, &images::LoadOptions { input })?
     } else {
-        let tmp = spool_stdin(&store, "load")?;
-        let res = images::load(&store, &images::LoadOptions { input: tmp.clone() });
-        let _ = std::fs::remove_file(&tmp);
-        res?
+        if std::io::stdin().is_terminal() {
+            bail!("cannot read from terminal, use command-line redirection or the --input flag");
+        }
+        barge_engine::archive::load_stream(&store, std::io::stdin().lock())?
     };
     if a.quiet {
         return Ok(());

@@ -172,6 +172,21 @@ pub(crate) fn load_file(
     }
 }
 
+/// Loads an archive read from `input` (e.g. stdin): it is spooled into a
+/// flocked temp file in the store first (archives are read more than
+/// once), which is removed afterwards.
+pub fn load_stream(store: &Store, mut input: impl Read) -> Result<LoadReport> {
+    let mut tmp = docker_archive::StoreTempFile::new(store, "load")?;
+    let path = tmp.path().to_path_buf();
+    std::io::copy(&mut input, tmp.file())
+        .and_then(|_| tmp.file().sync_all())
+        .map_err(EngineError::io(format!(
+            "spooling the archive to {}",
+            path.display()
+        )))?;
+    crate::images::load(store, &crate::images::LoadOptions { input: path })
+}
+
 // ------------------------------------------------------------------ import
 
 /// Options of [`import`].
