@@ -16,7 +16,7 @@ PACKAGES=(
     hyperfine jq iproute2 skopeo procps util-linux mount
     ca-certificates curl docker-registry
     catatonit netavark aardvark-dns iptables conmon golang-github-containers-common
-    bsdutils
+    bsdutils gzip zstd
 )
 
 missing=()

@@ -322,11 +322,20 @@ fn load_list_tag_inspect_history_save_load_rmi() {
         savedir.to_str().expect("utf8"),
         "bbtest:1.0",
     ]);
+    let saved_oci = tmp.path().join("saved-oci.tar");
+    b.ok(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        saved_oci.to_str().expect("utf8"),
+        "bbtest:1.0",
+    ]);
     b.fails(
         &[
             "save",
             "--format",
-            "docker-archive",
+            "docker-dir",
             "-o",
             "/tmp/x.tar",
             "bbtest:1.0",
@@ -334,7 +343,7 @@ fn load_list_tag_inspect_history_save_load_rmi() {
         125,
         "not supported yet",
     );
-    for input in [&saved, &savedir] {
+    for input in [&saved, &saved_oci, &savedir] {
         let b2 = Barge::new();
         let out = b2.ok(&["load", "-i", input.to_str().expect("utf8")]);
         assert_eq!(out.trim(), "Loaded image: localhost/bbtest:1.0");
@@ -877,4 +886,490 @@ fn podman_pulls_what_barge_pushed() {
     assert_eq!(v[0]["Config"]["Cmd"], json!(["/bin/sh"]));
     assert_eq!(v[0]["RootFS"]["Layers"].as_array().map(Vec::len), Some(1));
     b.ok(&["image", "check"]);
+}
+
+// ------------------------------------------------- docker-archive, import
+
+/// Runs barge with binary stdin.
+fn barge_with_input(b: &Barge, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(barge_bin())
+        .arg("--root")
+        .arg(b.root.path().join("storage"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run barge");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("wait for barge");
+    let _ = writer.join();
+    eprintln!(
+        "$ barge {} < {} bytes\n[{:?}]\n{}{}",
+        args.join(" "),
+        input.len(),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout[..out.stdout.len().min(4096)]),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A small rootfs tarball (no busybox needed): a few files, a symlink, a dir.
+fn small_rootfs(dir: &Path) -> PathBuf {
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(root.join("etc")).expect("mkdir");
+    std::fs::create_dir_all(root.join("data")).expect("mkdir");
+    std::fs::write(root.join("etc/hello"), "hello from import\n").expect("write");
+    std::fs::write(root.join("data/blob"), vec![7u8; 100_000]).expect("write");
+    std::os::unix::fs::symlink("hello", root.join("etc/link")).expect("symlink");
+    let tar = dir.join("rootfs.tar");
+    std::fs::write(&tar, tar_of(&root, &["."])).expect("write tar");
+    tar
+}
+
+fn compress(cmd: &str, data: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write as _;
+    let mut child = Command::new(cmd)
+        .arg("-c")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    let data = data.to_vec();
+    let w = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().ok()?;
+    w.join().ok()?.ok()?;
+    out.status.success().then_some(out.stdout)
+}
+
+fn manifest_json(archive: &Path) -> Value {
+    let out = Command::new("tar")
+        .arg("-xOf")
+        .arg(archive)
+        .arg("manifest.json")
+        .output()
+        .expect("tar");
+    assert!(
+        out.status.success(),
+        "no manifest.json in {}",
+        archive.display()
+    );
+    serde_json::from_slice(&out.stdout).expect("manifest.json")
+}
+
+fn inspect(b: &Barge, image: &str) -> Value {
+    let v: Value = serde_json::from_str(&b.ok(&["image", "inspect", image])).expect("inspect json");
+    v[0].clone()
+}
+
+#[test]
+fn import_with_changes_then_docker_archive_round_trip() {
+    let b = Barge::new();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rootfs = small_rootfs(tmp.path());
+    let p = rootfs.to_str().expect("utf8");
+    let out = b.ok(&[
+        "import",
+        "-c",
+        "CMD [\"/bin/sh\", \"-c\", \"cat /etc/hello\"]",
+        "--change",
+        "ENTRYPOINT=/bin/entry point",
+        "-c",
+        "ENV A=1 B=\"two words\"",
+        "-c",
+        "ENV C see",
+        "-c",
+        "WORKDIR /data",
+        "-c",
+        "LABEL org.test=yes \"with space\"=ok",
+        "-c",
+        "USER 1000:1000",
+        "-c",
+        "EXPOSE 8080 53/udp",
+        "-c",
+        "VOLUME [\"/data\"]",
+        "-c",
+        "STOPSIGNAL SIGTERM",
+        "-m",
+        "imported for a test",
+        p,
+        "imp:1",
+    ]);
+    let id = out
+        .trim()
+        .strip_prefix("sha256:")
+        .expect("sha256: id")
+        .to_string();
+    assert_eq!(id.len(), 64, "{out}");
+    let v = inspect(&b, "imp:1");
+    assert_eq!(v["Id"], json!(id));
+    assert_eq!(v["RepoTags"], json!(["localhost/imp:1"]));
+    assert_eq!(v["Comment"], json!("imported for a test"));
+    let c = &v["Config"];
+    assert_eq!(c["Cmd"], json!(["/bin/sh", "-c", "cat /etc/hello"]));
+    assert_eq!(
+        c["Entrypoint"],
+        json!(["/bin/sh", "-c", "/bin/entry point"])
+    );
+    assert_eq!(c["Env"], json!(["A=1", "B=two words", "C=see"]));
+    assert_eq!(c["WorkingDir"], json!("/data"));
+    assert_eq!(c["Labels"], json!({"org.test": "yes", "with space": "ok"}));
+    assert_eq!(c["User"], json!("1000:1000"));
+    assert_eq!(c["ExposedPorts"], json!({"8080/tcp": {}, "53/udp": {}}));
+    assert_eq!(c["Volumes"], json!({"/data": {}}));
+    assert_eq!(c["StopSignal"], json!("SIGTERM"));
+    // One layer, stored uncompressed: its DiffID is the tarball's sha256.
+    let raw = std::fs::read(&rootfs).expect("read");
+    assert_eq!(v["RootFS"]["Layers"], json!([sha256(&raw)]));
+    let hist = b.ok(&[
+        "history",
+        "--format",
+        "{{.CreatedBy}}|{{.Comment}}",
+        "imp:1",
+    ]);
+    assert!(
+        hist.trim().starts_with("/bin/sh -c #(nop) ADD file:")
+            && hist.trim().ends_with("|imported for a test"),
+        "{hist}"
+    );
+
+    // gzip and zstd tarballs, from a file and from stdin: same layer.
+    let gz = compress("gzip", &raw).expect("gzip");
+    let out = barge_with_input(&b, &["import", "-q", "-", "imp:gz"], &gz);
+    assert!(out.status.success());
+    assert_eq!(
+        inspect(&b, "imp:gz")["RootFS"]["Layers"],
+        json!([sha256(&raw)])
+    );
+    if let Some(zst) = compress("zstd", &raw) {
+        let zpath = tmp.path().join("rootfs.tar.zst");
+        std::fs::write(&zpath, zst).expect("write");
+        b.ok(&["import", zpath.to_str().expect("utf8"), "imp:zst"]);
+        assert_eq!(
+            inspect(&b, "imp:zst")["RootFS"]["Layers"],
+            json!([sha256(&raw)])
+        );
+    }
+    // Bad input: nothing is added.
+    let before = b.images_json().len();
+    b.fails(
+        &["import", "-c", "RUN true", p, "x"],
+        125,
+        "unknown instruction RUN",
+    );
+    b.fails(
+        &["import", "-c", "EXPOSE web", p, "x"],
+        125,
+        "is not a port",
+    );
+    b.fails(&["import", "/nonexistent.tar"], 125, "/nonexistent.tar");
+    b.fails(
+        &["import", "https://example.com/x.tar"],
+        125,
+        "URL is not supported",
+    );
+    assert_eq!(b.images_json().len(), before);
+
+    // save: docker-archive by default, extra arguments are more tags.
+    let archive = tmp.path().join("da.tar");
+    let a = archive.to_str().expect("utf8");
+    b.ok(&["save", "-o", a, "imp:1", "extra:tag"]);
+    let m = manifest_json(&archive);
+    assert_eq!(m[0]["Config"], json!(format!("{id}.json")));
+    assert_eq!(
+        m[0]["RepoTags"],
+        json!(["localhost/extra:tag", "localhost/imp:1"])
+    );
+    assert_eq!(
+        m[0]["Layers"],
+        json!([format!("{}.tar", &sha256(&raw)[7..])])
+    );
+
+    let b2 = Barge::new();
+    let out = b2.ok(&["load", "-i", a]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "Loaded image: localhost/extra:tag",
+            "Loaded image: localhost/imp:1"
+        ]
+    );
+    let v2 = inspect(&b2, "imp:1");
+    assert_eq!(v2["Id"], json!(id));
+    assert_eq!(v2["Config"], v["Config"]);
+    assert_eq!(v2["RootFS"], v["RootFS"]);
+    b2.ok(&["image", "check"]);
+
+    // Saved again from the loaded copy: byte-identical archive.
+    let again = tmp.path().join("again.tar");
+    b2.ok(&[
+        "save",
+        "-o",
+        again.to_str().expect("utf8"),
+        "imp:1",
+        "extra:tag",
+    ]);
+    assert_eq!(
+        std::fs::read(&again).expect("read"),
+        std::fs::read(&archive).expect("read")
+    );
+
+    // stdout → gzip → stdin; by id: no tags.
+    let out = b.run(&["save", &id[..12]]);
+    assert!(out.status.success());
+    let gz = compress("gzip", &out.stdout).expect("gzip");
+    let b3 = Barge::new();
+    let loaded = barge_with_input(&b3, &["load"], &gz);
+    assert!(loaded.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&loaded.stdout).trim(),
+        format!("Loaded image: sha256:{id}")
+    );
+
+    // -m: several images in one archive.
+    let multi = tmp.path().join("multi.tar");
+    b.ok(&[
+        "save",
+        "-m",
+        "-o",
+        multi.to_str().expect("utf8"),
+        "imp:1",
+        "imp:gz",
+    ]);
+    assert_eq!(manifest_json(&multi).as_array().map(Vec::len), Some(2));
+    let b4 = Barge::new();
+    let out = b4.ok(&["load", "-i", multi.to_str().expect("utf8")]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "Loaded image: localhost/imp:1",
+            "Loaded image: localhost/imp:gz"
+        ]
+    );
+    b.fails(
+        &[
+            "save",
+            "-m",
+            "--format",
+            "oci-archive",
+            "-o",
+            "/tmp/never.tar",
+            "imp:1",
+            "imp:gz",
+        ],
+        125,
+        "docker-archive",
+    );
+}
+
+#[test]
+fn hostile_docker_archive_load_leaves_store_unchanged() {
+    let b = Barge::new();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rootfs = small_rootfs(tmp.path());
+    b.ok(&["import", rootfs.to_str().expect("utf8"), "keep:1"]);
+    let listing_before = b.ok(&["images", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}"]);
+    let blobs = || {
+        std::fs::read_dir(b.root.path().join("storage/blobs/sha256"))
+            .expect("blobs")
+            .count()
+    };
+    let blobs_before = blobs();
+
+    let layer = tar_of(&rootfs.with_file_name("rootfs"), &["etc"]);
+    let other = tar_of(&rootfs.with_file_name("rootfs"), &["data"]);
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [sha256(&layer)]},
+    }))
+    .expect("json");
+    let cases: [(&str, &[u8], Value, &str); 4] = [
+        (
+            "dotdot",
+            &layer,
+            json!([{"Config": "c.json", "RepoTags": ["h:1"], "Layers": ["../../etc/shadow"]}]),
+            "escapes the archive",
+        ),
+        (
+            "missing",
+            &layer,
+            json!([{"Config": "c.json", "RepoTags": ["h:1"], "Layers": ["nope.tar"]}]),
+            "\"nope.tar\" is not in the archive",
+        ),
+        (
+            "mismatch",
+            &other,
+            json!([{"Config": "c.json", "RepoTags": ["h:1"], "Layers": ["l.tar"]}]),
+            "but the config's DiffID is",
+        ),
+        (
+            "bad tag",
+            &layer,
+            json!([{"Config": "c.json", "RepoTags": ["UPPER:case"], "Layers": ["l.tar"]}]),
+            "invalid image name",
+        ),
+    ];
+    for (name, layer_data, manifest, want) in cases {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("l.tar"), layer_data).expect("write");
+        std::fs::write(dir.join("c.json"), &config).expect("write");
+        std::fs::write(
+            dir.join("manifest.json"),
+            serde_json::to_vec(&manifest).expect("json"),
+        )
+        .expect("write");
+        let archive = tmp.path().join(format!("{name}.tar"));
+        std::fs::write(
+            &archive,
+            tar_of(&dir, &["l.tar", "c.json", "manifest.json"]),
+        )
+        .expect("write");
+        b.fails(&["load", "-i", archive.to_str().expect("utf8")], 125, want);
+        assert_eq!(
+            b.ok(&["images", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}"]),
+            listing_before,
+            "{name}"
+        );
+        assert_eq!(blobs(), blobs_before, "{name}: blobs changed");
+    }
+    let junk = tmp.path().join("junk.tar");
+    std::fs::write(&junk, tar_of(&rootfs.with_file_name("rootfs"), &["etc"])).expect("write");
+    b.fails(
+        &["load", "-i", junk.to_str().expect("utf8")],
+        125,
+        "payload does not match any of the supported image formats",
+    );
+    let out = b.ok(&["image", "check"]);
+    assert!(out.trim().ends_with(" 0 problems found"), "{out}");
+}
+
+#[test]
+fn podman_loads_our_docker_archive_and_we_load_its() {
+    let Some(podman) = Podman::new() else {
+        eprintln!("SKIP: podman is not installed");
+        return;
+    };
+    let b = Barge::new();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rootfs = small_rootfs(tmp.path());
+    let p = rootfs.to_str().expect("utf8");
+    let id = b.ok(&[
+        "import",
+        "-c",
+        "CMD [\"/bin/sh\"]",
+        "-c",
+        "ENV X=1",
+        "-m",
+        "from barge",
+        p,
+        "fromb:1",
+    ]);
+    let id = id.trim().trim_start_matches("sha256:").to_string();
+    let ours = tmp.path().join("ours.tar");
+    b.ok(&[
+        "save",
+        "-o",
+        ours.to_str().expect("utf8"),
+        "fromb:1",
+        "fromb:2",
+    ]);
+
+    // barge → podman: same image id, both names, same config and layers.
+    let out = podman.ok(&["load", "-i", ours.to_str().expect("utf8")]);
+    assert!(
+        out.contains("localhost/fromb:1") && out.contains("localhost/fromb:2"),
+        "{out}"
+    );
+    let v: Value =
+        serde_json::from_str(&podman.ok(&["image", "inspect", "localhost/fromb:1"])).expect("json");
+    let mine = inspect(&b, "fromb:1");
+    assert_eq!(v[0]["Id"], json!(id));
+    assert_eq!(v[0]["RootFS"], mine["RootFS"]);
+    assert_eq!(v[0]["Config"]["Cmd"], json!(["/bin/sh"]));
+    assert_eq!(v[0]["Config"]["Env"], json!(["X=1"]));
+    // podman shows a loaded image's comment only in its history.
+    assert_eq!(v[0]["History"][0]["comment"], json!("from barge"));
+
+    // podman → barge: podman's own import, saved as docker-archive (its default).
+    podman.ok(&[
+        "import",
+        "-q",
+        "-c",
+        "CMD [\"/bin/true\"]",
+        "-c",
+        "LABEL by=podman",
+        p,
+        "localhost/fromp:1",
+    ]);
+    podman.ok(&["tag", "localhost/fromp:1", "quay.io/x/fromp:2"]);
+    let pid = podman.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        "localhost/fromp:1",
+    ]);
+    let theirs = tmp.path().join("theirs.tar");
+    podman.ok(&[
+        "save",
+        "--format",
+        "docker-archive",
+        "-o",
+        theirs.to_str().expect("utf8"),
+        "localhost/fromp:1",
+        "quay.io/x/fromp:2",
+    ]);
+    let b2 = Barge::new();
+    let out = b2.ok(&["load", "-i", theirs.to_str().expect("utf8")]);
+    let mut loaded: Vec<&str> = out.lines().collect();
+    loaded.sort_unstable();
+    assert_eq!(
+        loaded,
+        [
+            "Loaded image: localhost/fromp:1",
+            "Loaded image: quay.io/x/fromp:2"
+        ]
+    );
+    let v = inspect(&b2, "localhost/fromp:1");
+    assert_eq!(v["Id"], json!(pid.trim()));
+    assert_eq!(v["Config"]["Labels"], json!({"by": "podman"}));
+    assert_eq!(
+        v["RootFS"]["Layers"],
+        json!([sha256(&std::fs::read(&rootfs).expect("read"))])
+    );
+    b2.ok(&["image", "check"]);
+    // podman's multi-image archive and its oci-archive load too.
+    let pm = tmp.path().join("pm-multi.tar");
+    podman.ok(&[
+        "save",
+        "-m",
+        "-o",
+        pm.to_str().expect("utf8"),
+        "localhost/fromp:1",
+        "localhost/fromb:1",
+    ]);
+    let b3 = Barge::new();
+    let out = b3.ok(&["load", "-i", pm.to_str().expect("utf8")]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert_eq!(inspect(&b3, "localhost/fromb:1")["Id"], json!(id));
+    let po = tmp.path().join("pm-oci.tar");
+    podman.ok(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        po.to_str().expect("utf8"),
+        "localhost/fromp:1",
+    ]);
+    let b4 = Barge::new();
+    b4.ok(&["load", "-i", po.to_str().expect("utf8")]);
+    assert_eq!(b4.images_json()[0]["Id"], json!(pid.trim()));
 }

@@ -34,6 +34,8 @@ pub enum TopCommand {
     Save(SaveArgs),
     /// Load an image from an archive.
     Load(LoadArgs),
+    /// Create an image from a rootfs tarball.
+    Import(ImportArgs),
     /// Log in to a registry.
     Login(LoginArgs),
     /// Log out of a registry.
@@ -70,6 +72,8 @@ pub enum ImageCommand {
     Save(SaveArgs),
     /// Load an image from an archive.
     Load(LoadArgs),
+    /// Create an image from a rootfs tarball.
+    Import(ImportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -212,18 +216,50 @@ pub struct HistoryArgs {
 #[derive(Args, Debug)]
 pub struct SaveArgs {
     /// Write to this file (or directory for `oci-dir`); default stdout
-    /// (oci-archive only, not a terminal).
+    /// (archive formats only, not a terminal).
     #[arg(short, long, value_name = "PATH")]
     output: Option<PathBuf>,
-    /// `oci-archive` (default) or `oci-dir`.
-    #[arg(long, value_name = "FORMAT", default_value = "oci-archive")]
+    /// `docker-archive` (default), `oci-archive` or `oci-dir`.
+    #[arg(long, value_name = "FORMAT", default_value = "docker-archive")]
     format: String,
+    /// Interpret additional arguments as images, not tags (docker-archive).
+    #[arg(short, long = "multi-image-archive")]
+    multi_image_archive: bool,
     /// Suppress output.
     #[arg(short, long)]
     quiet: bool,
-    /// The image.
-    #[arg(value_name = "IMAGE")]
-    image: String,
+    /// The image, then more tags for it (or more images with -m).
+    #[arg(value_name = "IMAGE", required = true)]
+    images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Apply a Dockerfile instruction to the image config: CMD,
+    /// ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR.
+    #[arg(short, long, value_name = "INSTRUCTION")]
+    change: Vec<String>,
+    /// The history comment of the image.
+    #[arg(short, long)]
+    message: Option<String>,
+    /// Suppress output.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Architecture of the image (default: this host's).
+    #[arg(long)]
+    arch: Option<String>,
+    /// OS of the image (default: linux).
+    #[arg(long)]
+    os: Option<String>,
+    /// Architecture variant of the image.
+    #[arg(long)]
+    variant: Option<String>,
+    /// The rootfs tarball (tar, tar.gz, tar.zst), or `-` for stdin.
+    #[arg(value_name = "PATH")]
+    path: String,
+    /// Name for the new image.
+    #[arg(value_name = "REFERENCE")]
+    reference: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -305,6 +341,7 @@ pub(crate) fn run(root: Option<&PathBuf>, command: TopCommand) -> Result<()> {
         TopCommand::History(a) | TopCommand::Image(ImageCommand::History(a)) => history(root, a),
         TopCommand::Save(a) | TopCommand::Image(ImageCommand::Save(a)) => save(root, a),
         TopCommand::Load(a) | TopCommand::Image(ImageCommand::Load(a)) => load(root, a),
+        TopCommand::Import(a) | TopCommand::Image(ImageCommand::Import(a)) => import(root, a),
         TopCommand::Image(ImageCommand::Inspect(a)) => inspect(root, a),
         TopCommand::Image(ImageCommand::Prune(a)) => prune(root, a),
         TopCommand::Image(ImageCommand::Check(a)) => check(root, a),
@@ -598,23 +635,35 @@ fn inspect(root: Option<&PathBuf>, a: InspectArgs) -> Result<()> {
 fn save(root: Option<&PathBuf>, a: SaveArgs) -> Result<()> {
     let store = store(root)?;
     let format: images::SaveFormat = a.format.parse()?;
-    let Some(output) = a.output else {
-        if format != images::SaveFormat::OciArchive {
+    let mut names = a.images.into_iter();
+    let image = names
+        .next()
+        .ok_or_else(|| anyhow!("an image is required"))?;
+    if a.multi_image_archive && format != images::SaveFormat::DockerArchive {
+        bail!("--multi-image-archive can only be used with the docker-archive format");
+    }
+    let opts = images::SaveOptions {
+        image,
+        output: a.output.clone().unwrap_or_default(),
+        format,
+        more: names.collect(),
+        multi_image: a.multi_image_archive,
+    };
+    if a.output.is_none() {
+        if !matches!(
+            format,
+            images::SaveFormat::OciArchive | images::SaveFormat::DockerArchive
+        ) {
             bail!("--output is required for format {}", a.format);
         }
         if std::io::stdout().is_terminal() {
             bail!("refusing to save to terminal. Use -o flag or redirect");
         }
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        images::save_archive_to(&store, &a.image, &mut out)?;
+        barge_engine::archive::save_to(&store, &opts, &mut out)?;
         out.flush()?;
         return Ok(());
-    };
-    let opts = images::SaveOptions {
-        image: a.image,
-        output,
-        format,
-    };
+    }
     images::save(&store, &opts)?;
     Ok(())
 }
@@ -627,32 +676,46 @@ fn load(root: Option<&PathBuf>, a: LoadArgs) -> Result<()> {
         if std::io::stdin().is_terminal() {
             bail!("cannot read from terminal, use command-line redirection or the --input flag");
         }
-        // The archive is read twice (index, then blobs): spool it.
-        let tmp = store
-            .temp_dir()
-            .join(format!("load-{}.tar", std::process::id()));
-        let spooled = std::fs::File::create(&tmp).and_then(|mut f| {
-            std::io::copy(&mut std::io::stdin().lock(), &mut f)?;
-            f.sync_all()
-        });
-        let res = spooled.map_err(anyhow::Error::from).and_then(|()| {
-            Ok(images::load(
-                &store,
-                &images::LoadOptions { input: tmp.clone() },
-            )?)
-        });
-        let _ = std::fs::remove_file(&tmp);
-        res?
+        barge_engine::archive::load_stream(&store, std::io::stdin().lock())?
     };
     if a.quiet {
         return Ok(());
     }
-    if report.names.is_empty() {
-        println!("Loaded image: sha256:{}", report.id);
+    for img in &report.images {
+        if img.names.is_empty() {
+            println!("Loaded image: sha256:{}", img.id);
+        }
+        for n in &img.names {
+            println!("Loaded image: {n}");
+        }
     }
-    for n in &report.names {
-        println!("Loaded image: {n}");
+    Ok(())
+}
+
+fn import(root: Option<&PathBuf>, a: ImportArgs) -> Result<()> {
+    if a.path.starts_with("http://") || a.path.starts_with("https://") {
+        bail!("importing from a URL is not supported: download the tarball and import the file");
     }
+    let store = store(root)?;
+    let opts = barge_engine::archive::ImportOptions {
+        reference: a.reference,
+        changes: a.change,
+        message: a.message,
+        arch: a.arch,
+        os: a.os,
+        variant: a.variant,
+    };
+    let report = if a.path == "-" {
+        if std::io::stdin().is_terminal() {
+            bail!("cannot read from terminal, use command-line redirection");
+        }
+        barge_engine::archive::import(&store, std::io::stdin().lock(), &opts)?
+    } else {
+        let f = std::fs::File::open(&a.path).map_err(|e| anyhow!("opening {}: {e}", a.path))?;
+        barge_engine::archive::import(&store, f, &opts)?
+    };
+    // podman prints the id also with --quiet.
+    println!("sha256:{}", report.id);
     Ok(())
 }
 

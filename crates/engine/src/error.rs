@@ -1,5 +1,7 @@
 //! Engine errors, worded like podman's.
 
+use barge_image::commit::CommitError;
+use barge_image::docker_archive::ArchiveError;
 use barge_image::{LayoutError, StoreError};
 use barge_registry::RegistryError;
 
@@ -68,6 +70,12 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    /// A docker-archive could not be read or written.
+    #[error(transparent)]
+    Archive(Box<ArchiveError>),
+    /// Building an image (import, commit) failed.
+    #[error(transparent)]
+    Commit(Box<CommitError>),
 }
 
 impl EngineError {
@@ -113,6 +121,27 @@ impl From<LayoutError> for EngineError {
         match e {
             LayoutError::Store(s) => s.into(),
             e => Self::Layout(Box::new(e)),
+        }
+    }
+}
+
+impl From<ArchiveError> for EngineError {
+    fn from(e: ArchiveError) -> Self {
+        match e {
+            ArchiveError::Store(s) => s.into(),
+            ArchiveError::Layout(l) => l.into(),
+            e => Self::Archive(Box::new(e)),
+        }
+    }
+}
+
+impl From<CommitError> for EngineError {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::Store(StoreError::ImageNotFound(r)) => Self::ImageNotKnown(r),
+            CommitError::Store(s) => s.into(),
+            CommitError::Layout(l) => l.into(),
+            e => Self::Commit(Box::new(e)),
         }
     }
 }

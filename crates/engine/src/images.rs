@@ -534,7 +534,8 @@ pub fn inspect(store: &Store, reference: &str) -> Result<Value> {
         "RepoTags": img.names,
         "RepoDigests": img.names.iter().map(|n| format!("{}@{}", split_name(n).0, img.manifest)).collect::<BTreeSet<_>>(),
         "Parent": "",
-        "Comment": config.get("comment").cloned().unwrap_or(json!("")),
+        // Like podman: the config's comment, else the first history entry's.
+        "Comment": config.get("comment").or_else(|| config.pointer("/history/0/comment")).cloned().unwrap_or(json!("")),
         "Created": config.get("created").cloned().unwrap_or_else(|| json!(format_time(created))),
         "Config": config.get("config").cloned().unwrap_or(json!({})),
         "Version": "",
@@ -648,11 +649,11 @@ pub fn history(store: &Store, reference: &str) -> Result<Vec<HistoryEntry>> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SaveFormat {
     /// An OCI layout tarball.
-    #[default]
     OciArchive,
     /// An OCI layout directory.
     OciDir,
-    /// `docker save` format (not supported yet).
+    /// `docker save` format (podman's default).
+    #[default]
     DockerArchive,
     /// Docker-style directory (not supported yet).
     DockerDir,
@@ -682,6 +683,11 @@ pub struct SaveOptions {
     pub output: PathBuf,
     /// The format.
     pub format: SaveFormat,
+    /// docker-archive: more tags for the image, or more images with
+    /// `multi_image` (see [`crate::archive::save_to`]).
+    pub more: Vec<String>,
+    /// docker-archive: `more` names images, not tags.
+    pub multi_image: bool,
 }
 
 /// The report of [`save`].
@@ -695,51 +701,38 @@ pub struct SaveReport {
     pub ref_name: Option<String>,
 }
 
-/// Writes an image to an OCI archive or directory.
+/// Writes an image to an archive (docker-archive, oci-archive) or an OCI
+/// layout directory.
 pub fn save(store: &Store, opts: &SaveOptions) -> Result<SaveReport> {
-    let img = resolve(store, &opts.image)?;
-    let ref_name = save_name(&img, &opts.image);
-    let id = img.id.to_string();
     match opts.format {
-        SaveFormat::OciArchive => {
-            let tmp = opts.output.with_file_name(format!(
-                ".{}.tmp",
-                opts.output
-                    .file_name()
-                    .map_or_else(|| "archive".into(), |f| f.to_string_lossy().into_owned())
-            ));
-            let f = fs::File::create(&tmp)
-                .map_err(EngineError::io(format!("creating {}", tmp.display())))?;
-            let mut w = std::io::BufWriter::new(f);
-            let res = oci_layout::export_tar(store, &id, &mut w, ref_name.as_deref())
-                .map_err(EngineError::from)
-                .and_then(|_| {
-                    w.flush()
-                        .map_err(EngineError::io(format!("writing {}", tmp.display())))
-                });
-            if let Err(e) = res {
-                let _ = fs::remove_file(&tmp);
-                return Err(e);
-            }
-            fs::rename(&tmp, &opts.output).map_err(EngineError::io(format!(
-                "writing {}",
-                opts.output.display()
-            )))?;
+        SaveFormat::OciArchive | SaveFormat::DockerArchive => {
+            crate::archive::save_file(store, opts, &opts.output)
         }
         SaveFormat::OciDir => {
-            oci_layout::export(store, &id, &opts.output, ref_name.as_deref())?;
+            if !opts.more.is_empty() {
+                return Err(EngineError::Invalid(
+                    "additional tags or images are supported only by the docker-archive format"
+                        .into(),
+                ));
+            }
+            let img = resolve(store, &opts.image)?;
+            let ref_name = save_name(&img, &opts.image);
+            oci_layout::export(
+                store,
+                &img.id.to_string(),
+                &opts.output,
+                ref_name.as_deref(),
+            )?;
+            Ok(SaveReport {
+                id: img.id.hex().to_string(),
+                manifest: img.manifest.to_string(),
+                ref_name,
+            })
         }
-        SaveFormat::DockerArchive | SaveFormat::DockerDir => {
-            return Err(EngineError::NotSupported(
-                "saving in docker-archive or docker-dir format".into(),
-            ))
-        }
+        SaveFormat::DockerDir => Err(EngineError::NotSupported(
+            "saving in docker-dir format".into(),
+        )),
     }
-    Ok(SaveReport {
-        id: img.id.hex().to_string(),
-        manifest: img.manifest.to_string(),
-        ref_name,
-    })
 }
 
 /// The name recorded in an archive of `img` saved as `image`: the name
@@ -774,9 +767,21 @@ pub struct LoadOptions {
 /// The report of [`load`].
 #[derive(Debug, Clone)]
 pub struct LoadReport {
+    /// The (first) image's id (hex).
+    pub id: String,
+    /// The (first) image's names, from the archive's
+    /// `org.opencontainers.image.ref.name` or docker `RepoTags`.
+    pub names: Vec<String>,
+    /// Every loaded image (a docker-archive may hold several).
+    pub images: Vec<LoadedImage>,
+}
+
+/// One image [`load`] loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedImage {
     /// The image id (hex).
     pub id: String,
-    /// Names given from the archive's `org.opencontainers.image.ref.name`.
+    /// The names it got.
     pub names: Vec<String>,
 }
 
@@ -832,7 +837,8 @@ fn ref_names(input: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Loads an OCI archive or directory into the store.
+/// Loads a docker-archive or OCI archive (plain, gzip or zstd tarball)
+/// or an OCI layout directory into the store.
 pub fn load(store: &Store, opts: &LoadOptions) -> Result<LoadReport> {
     if !opts.input.exists() {
         return Err(EngineError::Invalid(format!(
@@ -840,21 +846,34 @@ pub fn load(store: &Store, opts: &LoadOptions) -> Result<LoadReport> {
             opts.input.display()
         )));
     }
-    let names = ref_names(&opts.input)?;
+    if opts.input.is_dir() {
+        return load_oci(store, &opts.input);
+    }
+    crate::archive::load_file(store, &opts.input, |plain| load_oci(store, plain))
+}
+
+/// Loads an OCI layout (directory or plain tarball).
+fn load_oci(store: &Store, input: &Path) -> Result<LoadReport> {
+    let names = ref_names(input)?;
     let iopts = ImportOptions {
         platform: layout_platform(),
         names: names.clone(),
         ..ImportOptions::default()
     };
-    let rep = oci_layout::import(store, &opts.input, &iopts).map_err(|e| match e {
+    let rep = oci_layout::import(store, input, &iopts).map_err(|e| match e {
         barge_image::LayoutError::NotALayout { path, reason } => EngineError::Invalid(format!(
-            "payload does not match any of the supported image formats: {}: {reason} (oci-archive and oci-dir are supported; docker-archive is not supported yet)",
+            "payload does not match any of the supported image formats: {}: {reason}",
             path.display()
         )),
         e => e.into(),
     })?;
+    let id = rep.image.id.hex().to_string();
     Ok(LoadReport {
-        id: rep.image.id.hex().to_string(),
+        images: vec![LoadedImage {
+            id: id.clone(),
+            names: names.clone(),
+        }],
+        id,
         names,
     })
 }

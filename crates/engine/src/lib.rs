@@ -8,10 +8,13 @@
 //!   inspect… through the monitor and the OCI runtime's CLI.
 //! * [`networks`], [`volumes`]: networks and named volumes.
 //! * [`db`]: the SQLite state shared by every `barge` process.
+//! * [`archive`]: docker-archive save/load, archive detection (plain,
+//!   gzip, zstd) and `import` of a rootfs tarball.
 //! * [`template`]: a small subset of Go templates for `--format`.
 #![forbid(unsafe_code)]
 #![recursion_limit = "512"]
 
+pub mod archive;
 pub mod containers;
 pub mod db;
 pub mod error;
