@@ -94,6 +94,9 @@ impl TlsArgs {
                 let (u, p) = c.split_once(':').unwrap_or((c, ""));
                 barge_engine::images::Credentials::new(u, p)
             }),
+            // --registries-conf reaches the engine through
+            // $CONTAINERS_REGISTRIES_CONF (main sets it), as in podman.
+            registries_conf: None,
         }
     }
 }
@@ -288,7 +291,6 @@ pub(crate) fn store(root: Option<&PathBuf>) -> Result<barge_engine::images::Stor
     Ok(barge_engine::images::Store::open(&root)?)
 }
 
-
 pub(crate) fn run(root: Option<&PathBuf>, command: TopCommand) -> Result<()> {
     match command {
         TopCommand::Pull(a) | TopCommand::Image(ImageCommand::Pull(a)) => pull(root, a),
@@ -367,6 +369,9 @@ impl Reporter {
                 .cloned()
         };
         match p {
+            Progress::Resolved { description } => self.line(description),
+            Progress::Trying { reference } => self.line(&format!("Trying to pull {reference}...")),
+            Progress::Copying => self.line("Getting image source signatures"),
             Progress::Start { digest, size } => {
                 if let Some((m, map)) = &self.bars {
                     let b = m.add(ProgressBar::new(*size));
@@ -411,14 +416,12 @@ impl Reporter {
 fn pull(root: Option<&PathBuf>, a: PullArgs) -> Result<()> {
     let store = store(root)?;
     let rep = Reporter::new(a.quiet);
-    let name = images::pull_name(&a.image)?;
-    rep.line(&format!("Trying to pull {name}..."));
-    rep.line("Getting image source signatures");
     let opts = images::PullOptions {
         reference: a.image.clone(),
         platform: a.platform,
         registry: a.tls.options(),
         jobs: 3,
+        interactive: std::io::stdin().is_terminal() && std::io::stdout().is_terminal(),
     };
     let report = images::pull(&store, &opts, Some(&|p: &Progress| rep.event(p)))?;
     println!("{}", report.id);

@@ -30,6 +30,14 @@ pub enum EngineError {
         #[source]
         source: Box<RegistryError>,
     },
+    /// registries.conf could not be loaded, or a short name could not be
+    /// resolved with it.
+    #[error(transparent)]
+    Registries(Box<RegistryError>),
+    /// A pull tried several references (search registries, mirrors) and
+    /// each failed; the message lists every attempt.
+    #[error("{0}")]
+    PullFailed(String),
     /// Local I/O failed.
     #[error("{context}: {source}")]
     Io {
@@ -60,6 +68,12 @@ impl EngineError {
             context,
             source: Box::new(source),
         }
+    }
+}
+
+impl From<RegistryError> for EngineError {
+    fn from(e: RegistryError) -> Self {
+        Self::Registries(Box::new(e))
     }
 }
 
