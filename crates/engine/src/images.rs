@@ -95,12 +95,11 @@ fn resolve_named(
     let mut candidates = Vec::new();
     if barge_registry::config::is_short_name(reference) && parsed.is_some() {
         let loaded;
-        let conf = match conf {
-            Some(c) => c,
-            None => {
-                loaded = RegistriesConf::load_default()?;
-                &loaded
-            }
+        let conf = if let Some(c) = conf {
+            c
+        } else {
+            loaded = RegistriesConf::load_default()?;
+            &loaded
         };
         candidates.extend(
             conf.local_candidates(reference)
@@ -1117,7 +1116,7 @@ fn pull_candidate(
         .collect::<Vec<_>>()
         .join("\n");
     Err(EngineError::PullFailed(format!(
-        "(Mirrors also failed: {mirrors}): {primary}"
+        "initializing source docker://{name}: (Mirrors also failed: {mirrors}): {primary}"
     )))
 }
 
