@@ -35,12 +35,23 @@ fn barge_bin() -> PathBuf {
 
 struct Barge {
     root: tempfile::TempDir,
+    /// `CONTAINERS_REGISTRIES_CONF` for every command, if set.
+    registries_conf: Option<PathBuf>,
 }
 
 impl Barge {
     fn new() -> Self {
         Self {
             root: tempfile::tempdir().expect("tempdir"),
+            registries_conf: None,
+        }
+    }
+
+    /// Runs every command with `CONTAINERS_REGISTRIES_CONF=<conf>`.
+    fn with_registries_conf(conf: &Path) -> Self {
+        Self {
+            registries_conf: Some(conf.to_path_buf()),
+            ..Self::new()
         }
     }
 
@@ -55,6 +66,11 @@ impl Barge {
             .arg(self.root.path().join("storage"))
             .args(args)
             .env("REGISTRY_AUTH_FILE", self.root.path().join("auth.json"))
+            .envs(
+                self.registries_conf
+                    .iter()
+                    .map(|c| ("CONTAINERS_REGISTRIES_CONF", c)),
+            )
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -1372,4 +1388,301 @@ fn podman_loads_our_docker_archive_and_we_load_its() {
     let b4 = Barge::new();
     b4.ok(&["load", "-i", po.to_str().expect("utf8")]);
     assert_eq!(b4.images_json()[0]["Id"], json!(pid.trim()));
+
+/// A port on loopback where nothing listens (for a mirror that is down).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind")
+        .port()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// registries.conf through `CONTAINERS_REGISTRIES_CONF`, with two private
+/// registries: unqualified-search registries (the first lacks the image),
+/// a mirror that is down then one that has the image (stored under the
+/// requested name), a fallback from a mirror that lacks the image to the
+/// location, a location rewrite, a blocked namespace (pull and push), an
+/// alias, local lookups of short names, and the errors when every
+/// candidate fails or none is defined.
+#[test]
+fn registries_conf_search_mirrors_blocked_alias() {
+    let (Ok(main), Ok(mirror)) = (
+        barge_registry::testing::LocalRegistry::start(None),
+        barge_registry::testing::LocalRegistry::start(None),
+    ) else {
+        eprintln!("SKIP: no docker-registry (BARGE_DOCKER_REGISTRY or /usr/bin/docker-registry)");
+        return;
+    };
+    let (a, m) = (main.addr(), mirror.addr());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (archive, id) = build_archive(tmp.path(), "localhost/rc:1");
+    // Seed the registries with a plain store (no registries.conf involved
+    // for fully-qualified pushes to loopback).
+    let seed = Barge::new();
+    seed.ok(&["load", "-i", archive.to_str().expect("utf8")]);
+    for dest in [
+        format!("{a}/lib/only-main:1"),
+        format!("{m}/mirror-of-app/hello:1"),
+        format!("{a}/app/main-only:1"),
+        format!("{a}/real/thing:2"),
+    ] {
+        seed.ok(&["push", "rc:1", &dest]);
+    }
+    let down = closed_port();
+    let conf = tmp.path().join("registries.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"unqualified-search-registries = ["{m}", "{a}"]
+short-name-mode = "permissive"
+
+[[registry]]
+prefix = "{a}/app"
+location = "{a}/app"
+[[registry.mirror]]
+location = "127.0.0.1:{down}/nothing"
+[[registry.mirror]]
+location = "{m}/mirror-of-app"
+
+[[registry]]
+prefix = "virtual.example.com/things"
+location = "{a}/real"
+
+[[registry]]
+location = "{a}/forbidden"
+blocked = true
+
+[aliases]
+"myalias" = "{a}/app/hello"
+"#
+        ),
+    )
+    .expect("write conf");
+    let b = Barge::with_registries_conf(&conf);
+
+    // Search: the first registry lacks the image, the second has it.
+    let out = b.run(&["pull", "lib/only-main:1"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), id);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "Resolving \"lib/only-main\" using unqualified-search registries ({})",
+            conf.display()
+        )),
+        "{err}"
+    );
+    let t1 = err
+        .find(&format!("Trying to pull {m}/lib/only-main:1..."))
+        .expect("tried the first search registry");
+    let t2 = err
+        .find(&format!("Trying to pull {a}/lib/only-main:1..."))
+        .expect("tried the second search registry");
+    assert!(t1 < t2, "{err}");
+    assert_eq!(names(&b.images_json()), [format!("{a}/lib/only-main:1")]);
+    // The short name finds the local image (through the search registries).
+    let v: Value =
+        serde_json::from_str(&b.ok(&["image", "inspect", "lib/only-main:1"])).expect("json");
+    assert_eq!(v[0]["Id"], json!(id));
+    b.ok(&["tag", "lib/only-main:1", "mine"]);
+    let v: Value = serde_json::from_str(&b.ok(&["image", "inspect", "mine"])).expect("json");
+    assert_eq!(v[0]["Id"], json!(id));
+    // rmi by the short name untags that name only.
+    assert_eq!(
+        b.ok(&["rmi", "lib/only-main:1"]).trim(),
+        format!("Untagged: {a}/lib/only-main:1")
+    );
+    b.ok(&["rmi", "mine"]);
+    assert!(b.images_json().is_empty());
+
+    // Every candidate fails: each one is listed.
+    let out = b.run(&["pull", "nowhere/image"]);
+    assert_eq!(out.status.code(), Some(125));
+    let err = stderr(&out);
+    assert!(
+        err.contains("Error: 2 errors occurred while pulling:"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            " * initializing source docker://{m}/nowhere/image:latest"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            " * initializing source docker://{a}/nowhere/image:latest"
+        )),
+        "{err}"
+    );
+
+    // Mirrors: the first is down, the second has the image; the location
+    // never had to answer. The image is named as requested.
+    let want = format!("{a}/app/hello:1");
+    let out = b.run(&["pull", &want]);
+    assert!(out.status.success());
+    assert_eq!(names(&b.images_json()), std::slice::from_ref(&want));
+    // Proof that it came from the mirror: the location has no app/hello.
+    b.ok(&["rmi", &want]);
+    let direct = Barge::new();
+    direct.fails(&["pull", &want], 125, "manifest unknown");
+    seed.ok(&["push", "rc:1", &want]);
+    // The mirrors lack main-only: falls back to the location.
+    let out = b.run(&["pull", &format!("{a}/app/main-only:1")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Nowhere: the error names the mirrors and the location.
+    let out = b.run(&["pull", &format!("{a}/app/missing:1")]);
+    assert_eq!(out.status.code(), Some(125));
+    let err = stderr(&out);
+    assert!(err.contains("Mirrors also failed"), "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{down}/nothing/missing:1")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{m}/mirror-of-app/missing:1")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{a}/app/missing:1")), "{err}");
+
+    // Location rewrite: the name stays virtual.
+    b.ok(&["pull", "-q", "virtual.example.com/things/thing:2"]);
+    assert!(names(&b.images_json()).contains(&"virtual.example.com/things/thing:2".to_string()));
+
+    // Alias.
+    let out = b.run(&["pull", "myalias:1"]);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "Resolved \"myalias\" as an alias ({})",
+            conf.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("Trying to pull {a}/app/hello:1...")),
+        "{err}"
+    );
+    let v: Value = serde_json::from_str(&b.ok(&["image", "inspect", "myalias:1"])).expect("json");
+    assert_eq!(v[0]["Id"], json!(id));
+
+    // Blocked: pull and push refused, naming the prefix and the file.
+    let blocked = format!("{a}/forbidden/x:1");
+    let msg = format!("registry {a}/forbidden is blocked in {}", conf.display());
+    b.fails(&["pull", &blocked], 125, &msg);
+    b.fails(&["push", "myalias:1", &blocked], 125, &msg);
+
+    // --registries-conf overrides the variable.
+    let other = tmp.path().join("other.conf");
+    std::fs::write(&other, "unqualified-search-registries = []\n").expect("write");
+    b.fails(
+        &["--registries-conf", other.to_str().expect("utf8"), "pull", "lib/only-main:1"],
+        125,
+        &format!(
+            "short-name \"lib/only-main:1\" did not resolve to an alias and no unqualified-search registries are defined in \"{}\"",
+            other.display()
+        ),
+    );
+    b.fails(
+        &[
+            "--registries-conf",
+            "/nonexistent/registries.conf",
+            "pull",
+            "x",
+        ],
+        125,
+        "no such file",
+    );
+}
+
+/// `insecure = true` lets barge speak plain HTTP to a registry it would
+/// otherwise reach over verified HTTPS only. The registry listens on
+/// loopback, which barge always allows over HTTP, so it is addressed as
+/// `0.0.0.0:<port>`: Linux delivers that to loopback, but it is not a
+/// loopback name.
+#[test]
+fn registries_conf_insecure_registry() {
+    let Ok(reg) = barge_registry::testing::LocalRegistry::start(None) else {
+        eprintln!("SKIP: no docker-registry (BARGE_DOCKER_REGISTRY or /usr/bin/docker-registry)");
+        return;
+    };
+    let port = reg.addr().rsplit(':').next().expect("port");
+    let host = format!("0.0.0.0:{port}");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (archive, id) = build_archive(tmp.path(), "localhost/insecure:1");
+    let dest = format!("{host}/plain/http:1");
+
+    let strict = tmp.path().join("strict.conf");
+    std::fs::write(&strict, "unqualified-search-registries = []\n").expect("write");
+    let b = Barge::with_registries_conf(&strict);
+    b.ok(&["load", "-i", archive.to_str().expect("utf8")]);
+    // Without insecure: HTTPS only, which the registry does not speak.
+    let out = b.run(&["push", "insecure:1", &dest]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    b.ok(&["push", "--tls-verify=false", "insecure:1", &dest]);
+    b.fails(&["pull", &dest], 125, &format!("docker://{dest}"));
+
+    let conf = tmp.path().join("insecure.conf");
+    std::fs::write(
+        &conf,
+        format!("unqualified-search-registries = [\"{host}\"]\n\n[[registry]]\nlocation = \"{host}\"\ninsecure = true\n"),
+    )
+    .expect("write");
+    let b = Barge::with_registries_conf(&conf);
+    assert_eq!(b.ok(&["pull", "-q", &dest]).trim(), id);
+    // A short name through the insecure search registry, and a push.
+    assert_eq!(b.ok(&["pull", "-q", "plain/http:1"]).trim(), id);
+    b.ok(&["push", &dest, &format!("{host}/plain/again:1")]);
+}
+
+/// Bad configurations: malformed TOML names the file and the line;
+/// enforcing mode with several search registries cannot prompt; without
+/// search registries a short name says so.
+#[test]
+fn registries_conf_errors() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bad = tmp.path().join("bad.conf");
+    std::fs::write(
+        &bad,
+        "unqualified-search-registries = [\"a.example\"]\n\n[[registry]\nlocation = \"b.example\"\n",
+    )
+    .expect("write");
+    let b = Barge::with_registries_conf(&bad);
+    b.fails(
+        &["pull", "busybox"],
+        125,
+        &format!(
+            "loading registries configuration \"{}\": line 3",
+            bad.display()
+        ),
+    );
+    b.fails(&["pull", "quay.io/a/b"], 125, "line 3");
+
+    let enforcing = tmp.path().join("enforcing.conf");
+    std::fs::write(
+        &enforcing,
+        "short-name-mode = \"enforcing\"\nunqualified-search-registries = [\"a.example\", \"b.example\"]\n",
+    )
+    .expect("write");
+    Barge::with_registries_conf(&enforcing).fails(
+        &["pull", "something"],
+        125,
+        "short-name resolution enforced but cannot prompt without a TTY",
+    );
+
+    let empty = tmp.path().join("empty.conf");
+    std::fs::write(&empty, "# nothing\n").expect("write");
+    Barge::with_registries_conf(&empty).fails(
+        &["pull", "something:1"],
+        125,
+        &format!(
+            "short-name \"something:1\" did not resolve to an alias and no unqualified-search registries are defined in \"{}\"",
+            empty.display()
+        ),
+    );
 }

@@ -98,6 +98,9 @@ impl TlsArgs {
                 let (u, p) = c.split_once(':').unwrap_or((c, ""));
                 barge_engine::images::Credentials::new(u, p)
             }),
+            // --registries-conf reaches the engine through
+            // $CONTAINERS_REGISTRIES_CONF (main sets it), as in podman.
+            registries_conf: None,
         }
     }
 }
@@ -403,6 +406,9 @@ impl Reporter {
                 .cloned()
         };
         match p {
+            Progress::Resolved { description } => self.line(description),
+            Progress::Trying { reference } => self.line(&format!("Trying to pull {reference}...")),
+            Progress::Copying => self.line("Getting image source signatures"),
             Progress::Start { digest, size } => {
                 if let Some((m, map)) = &self.bars {
                     let b = m.add(ProgressBar::new(*size));
@@ -447,14 +453,12 @@ impl Reporter {
 fn pull(root: Option<&PathBuf>, a: PullArgs) -> Result<()> {
     let store = store(root)?;
     let rep = Reporter::new(a.quiet);
-    let name = images::pull_name(&a.image)?;
-    rep.line(&format!("Trying to pull {name}..."));
-    rep.line("Getting image source signatures");
     let opts = images::PullOptions {
         reference: a.image.clone(),
         platform: a.platform,
         registry: a.tls.options(),
         jobs: 3,
+        interactive: std::io::stdin().is_terminal() && std::io::stdout().is_terminal(),
     };
     let report = images::pull(&store, &opts, Some(&|p: &Progress| rep.event(p)))?;
     println!("{}", report.id);
@@ -800,9 +804,6 @@ pub(crate) fn pull_for_create(
     tls_verify: bool,
 ) -> std::result::Result<(), EngineError> {
     let rep = Reporter::new(quiet);
-    if let Ok(name) = images::pull_name(image) {
-        rep.line(&format!("Trying to pull {name}..."));
-    }
     let opts = images::PullOptions {
         reference: image.to_string(),
         platform: None,
@@ -811,6 +812,7 @@ pub(crate) fn pull_for_create(
             ..images::RegistryOptions::default()
         },
         jobs: 3,
+        interactive: false,
     };
     images::pull(store, &opts, Some(&|p: &Progress| rep.event(p)))?;
     Ok(())

@@ -25,6 +25,10 @@ struct Cli {
     /// Path to the volatile state (monitor sockets, runtime state).
     #[arg(long, global = true, value_name = "PATH")]
     runroot: Option<PathBuf>,
+    /// Path to a registries.conf to use for image operations (instead of
+    /// $CONTAINERS_REGISTRIES_CONF or the default files).
+    #[arg(long, global = true, value_name = "PATH")]
+    registries_conf: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -104,6 +108,15 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Some(p) = &cli.registries_conf {
+        if !p.is_file() {
+            anyhow::bail!("--registries-conf {}: no such file", p.display());
+        }
+        // As podman does: every image operation (pull, push, login, and
+        // local short-name lookups) reads the registries configuration
+        // through this variable. Still single-threaded here.
+        std::env::set_var(barge_engine::images::REGISTRIES_CONF_ENV, p);
+    }
     let root = cli.root.as_ref();
     match cli.command {
         Command::Images(c) => images::run(root, c),

@@ -61,6 +61,14 @@ pub enum EngineError {
     /// The state database failed.
     #[error(transparent)]
     Db(Box<crate::db::DbError>),
+    /// registries.conf could not be loaded, or a short name could not be
+    /// resolved with it.
+    #[error(transparent)]
+    Registries(Box<RegistryError>),
+    /// A pull tried several references (search registries, mirrors) and
+    /// each failed; the message lists every attempt.
+    #[error("{0}")]
+    PullFailed(String),
     /// Local I/O failed.
     #[error("{context}: {source}")]
     Io {
@@ -107,6 +115,12 @@ impl EngineError {
             context,
             source: Box::new(source),
         }
+    }
+}
+
+impl From<RegistryError> for EngineError {
+    fn from(e: RegistryError) -> Self {
+        Self::Registries(Box::new(e))
     }
 }
 

@@ -5,10 +5,12 @@ use barge_image::oci_layout::{self, ImportOptions, Platform as LayoutPlatform};
 use barge_image::store::ImageRecord;
 pub use barge_image::Store;
 use barge_image::{Digest, StoreError, UnpackOptions};
+pub use barge_registry::config::CONF_ENV as REGISTRIES_CONF_ENV;
 pub use barge_registry::Credentials;
 use barge_registry::{
     auth, BlobRequest, Client, ClientOptions, ImageManifest, Platform, Reference, RegistryConfig,
 };
+pub use barge_registry::{ConfigPaths, RegistriesConf};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -57,22 +59,62 @@ fn reference_string(r: &Reference) -> String {
     }
 }
 
-/// Finds an image by id, id prefix, digest or name; a short name is tried
-/// as given, under `localhost/` and under `docker.io`.
+/// Finds an image by id, id prefix, digest or name. A short name is tried
+/// as given, then as podman does with registries.conf (read from the
+/// default places, only when needed): its alias, under `localhost/`, under
+/// each unqualified-search registry; and last under `docker.io`.
 pub fn resolve(store: &Store, reference: &str) -> Result<ImageRecord> {
+    resolve_named(store, reference, None).map(|(i, _)| i)
+}
+
+/// [`resolve`] with this registries configuration.
+pub fn resolve_with(store: &Store, reference: &str, conf: &RegistriesConf) -> Result<ImageRecord> {
+    resolve_named(store, reference, Some(conf)).map(|(i, _)| i)
+}
+
+/// Resolves, also returning the name that matched (`None` when found by
+/// id or digest).
+fn resolve_named(
+    store: &Store,
+    reference: &str,
+    conf: Option<&RegistriesConf>,
+) -> Result<(ImageRecord, Option<String>)> {
     let reference = strip_transport(reference);
-    let mut candidates = vec![reference.to_string()];
-    if let Ok(n) = normalize_local_name(reference) {
+    let lookup = |c: &str| -> Result<Option<ImageRecord>> {
+        match store.resolve(c) {
+            Ok(i) => Ok(Some(i)),
+            Err(StoreError::ImageNotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    };
+    if let Some(i) = lookup(reference)? {
+        let named = i.names.iter().any(|n| n == reference);
+        return Ok((i, named.then(|| reference.to_string())));
+    }
+    let parsed = Reference::parse(reference).ok();
+    let mut candidates = Vec::new();
+    if barge_registry::config::is_short_name(reference) && parsed.is_some() {
+        let loaded;
+        let conf = if let Some(c) = conf {
+            c
+        } else {
+            loaded = RegistriesConf::load_default()?;
+            &loaded
+        };
+        candidates.extend(
+            conf.local_candidates(reference)
+                .iter()
+                .map(reference_string),
+        );
+    } else if let Ok(n) = normalize_local_name(reference) {
         candidates.push(n);
     }
-    if let Ok(r) = Reference::parse(reference) {
-        candidates.push(reference_string(&r));
+    if let Some(r) = &parsed {
+        candidates.push(reference_string(r));
     }
     for c in &candidates {
-        match store.resolve(c) {
-            Ok(i) => return Ok(i),
-            Err(StoreError::ImageNotFound(_)) => {}
-            Err(e) => return Err(e.into()),
+        if let Some(i) = lookup(c)? {
+            return Ok((i, Some(c.clone())));
         }
     }
     Err(EngineError::ImageNotKnown(reference.to_string()))
@@ -441,18 +483,8 @@ fn remove_one(
     force: bool,
     report: &mut RemoveReport,
 ) -> Result<()> {
-    let img = resolve(store, reference)?;
-    let by_name = img
-        .names
-        .iter()
-        .find(|n| {
-            *n == reference
-                || normalize_local_name(reference).ok().as_deref() == Some(n.as_str())
-                || Reference::parse(reference)
-                    .ok()
-                    .is_some_and(|r| reference_string(&r) == **n)
-        })
-        .cloned();
+    let (img, matched) = resolve_named(store, reference, None)?;
+    let by_name = matched.filter(|m| img.names.contains(m));
     if let Some(name) = by_name.filter(|_| img.names.len() > 1) {
         store.untag(&name)?;
         report.untagged.push(name);
@@ -883,6 +915,20 @@ fn load_oci(store: &Store, input: &Path) -> Result<LoadReport> {
 /// Progress of a pull or push, for the CLI to show.
 #[derive(Debug, Clone)]
 pub enum Progress {
+    /// How a short name was resolved (podman's `Resolved "x" as an alias
+    /// (file)` / `Resolving "x" using unqualified-search registries (file)`).
+    Resolved {
+        /// The description.
+        description: String,
+    },
+    /// A pull candidate is tried (`Trying to pull REFERENCE...`).
+    Trying {
+        /// The fully-qualified reference.
+        reference: String,
+    },
+    /// The source answered with a manifest; copying starts (`Getting image
+    /// source signatures`).
+    Copying,
     /// A blob transfer starts (`size` bytes).
     Start {
         /// Blob digest.
@@ -931,6 +977,9 @@ pub struct RegistryOptions {
     pub auth_file: Option<PathBuf>,
     /// Credentials to use instead of the auth file's.
     pub credentials: Option<Credentials>,
+    /// The registries.conf files to read (default: where podman looks,
+    /// [`ConfigPaths::discover`]).
+    pub registries_conf: Option<ConfigPaths>,
 }
 
 impl Default for RegistryOptions {
@@ -939,11 +988,23 @@ impl Default for RegistryOptions {
             tls_verify: true,
             auth_file: None,
             credentials: None,
+            registries_conf: None,
         }
     }
 }
 
-fn client(opts: &RegistryOptions, registry: &str) -> Client {
+/// Loads the registries configuration `opts` names.
+pub fn registries_conf(opts: &RegistryOptions) -> Result<RegistriesConf> {
+    Ok(match &opts.registries_conf {
+        Some(p) => RegistriesConf::load(p)?,
+        None => RegistriesConf::load_default()?,
+    })
+}
+
+/// A client for `registry`; `insecure` (from registries.conf) allows plain
+/// HTTP and unverified TLS there, as `--tls-verify=false` does.
+fn client(opts: &RegistryOptions, registry: &str, insecure: bool) -> Client {
+    let tls_verify = opts.tls_verify && !insecure;
     let mut co = ClientOptions {
         tls_verify: opts.tls_verify,
         ..ClientOptions::default()
@@ -951,12 +1012,12 @@ fn client(opts: &RegistryOptions, registry: &str) -> Client {
     if let Some(a) = &opts.auth_file {
         co = co.auth_file(a);
     }
-    if opts.credentials.is_some() || !opts.tls_verify {
+    if opts.credentials.is_some() || !tls_verify {
         co = co.registry(
             registry,
             RegistryConfig {
-                tls_verify: opts.tls_verify,
-                insecure: !opts.tls_verify,
+                tls_verify,
+                insecure: !tls_verify,
                 credentials: opts.credentials.clone(),
             },
         );
@@ -975,6 +1036,9 @@ pub struct PullOptions {
     pub registry: RegistryOptions,
     /// Parallel layer downloads.
     pub jobs: usize,
+    /// Whether the caller could ask the user (only changes the wording of
+    /// the enforcing short-name-mode error: barge never prompts).
+    pub interactive: bool,
 }
 
 /// The report of [`pull`].
@@ -990,36 +1054,145 @@ pub struct PullReport {
     pub downloaded: Vec<String>,
     /// Blobs that were in the store already.
     pub skipped: Vec<String>,
+    /// Where it came from: `name`, or the mirror or rewritten location
+    /// (registries.conf) that served it.
+    pub source: String,
+    /// Candidates that failed before the one that worked (unqualified-search
+    /// registries), with their errors.
+    pub failed: Vec<(String, String)>,
 }
 
 /// Pulls an image from a registry into the store.
+///
+/// A short name is resolved with registries.conf (alias, else each
+/// unqualified-search registry in turn until one has it); each candidate
+/// is fetched from its mirrors in order, then from its location, falling
+/// back on any error; the image is named after the candidate, not the
+/// mirror. Blocked registries are refused.
 pub fn pull(store: &Store, opts: &PullOptions, progress: Option<ProgressFn>) -> Result<PullReport> {
     let progress = progress.unwrap_or(&no_progress);
     let input = strip_transport(&opts.reference);
-    let r = Reference::parse(input).map_err(|e| EngineError::Invalid(e.to_string()))?;
-    let name = reference_string(&r);
+    Reference::parse(input).map_err(|e| EngineError::Invalid(e.to_string()))?;
     let platform = match &opts.platform {
         Some(p) => Platform::parse(p).ok_or_else(|| {
             EngineError::Invalid(format!("invalid platform {p:?}: want os/arch[/variant]"))
         })?,
         None => Platform::host(),
     };
-    let c = client(&opts.registry, &r.registry);
-    let ctx = format!("initializing source docker://{name}");
+    let conf = registries_conf(&opts.registry)?;
+    let resolution = conf.resolve_pull(input, opts.interactive)?;
+    if let Some(d) = &resolution.description {
+        progress(&Progress::Resolved {
+            description: d.clone(),
+        });
+    }
+    let mut errors: Vec<(String, EngineError)> = Vec::new();
+    for cand in &resolution.candidates {
+        let name = reference_string(cand);
+        progress(&Progress::Trying {
+            reference: name.clone(),
+        });
+        match pull_candidate(store, opts, &conf, cand, &platform, progress) {
+            Ok(mut report) => {
+                report.failed = errors
+                    .into_iter()
+                    .map(|(n, e)| (n, e.to_string()))
+                    .collect();
+                return Ok(report);
+            }
+            Err(e) => errors.push((name, e)),
+        }
+    }
+    if errors.len() == 1 {
+        return Err(errors.remove(0).1);
+    }
+    let mut msg = format!("{} errors occurred while pulling:", errors.len());
+    for (_, e) in &errors {
+        msg.push_str("\n * ");
+        msg.push_str(&e.to_string());
+    }
+    Err(EngineError::PullFailed(msg))
+}
+
+/// Pulls one fully-qualified candidate: mirrors first, then the location.
+fn pull_candidate(
+    store: &Store,
+    opts: &PullOptions,
+    conf: &RegistriesConf,
+    cand: &Reference,
+    platform: &Platform,
+    progress: ProgressFn,
+) -> Result<PullReport> {
+    let name = reference_string(cand);
+    let endpoints = conf
+        .pull_endpoints(cand)
+        .map_err(EngineError::registry(format!(
+            "initializing source docker://{name}"
+        )))?;
+    let mut failures = Vec::new();
+    for ep in &endpoints {
+        let c = client(&opts.registry, &ep.reference.registry, ep.insecure);
+        match pull_from(
+            store,
+            &c,
+            &ep.reference,
+            &name,
+            platform,
+            opts.jobs,
+            progress,
+        ) {
+            Ok(r) => return Ok(r),
+            Err(e) => failures.push(e),
+        }
+    }
+    let Some(primary) = failures.pop() else {
+        return Err(EngineError::Invalid(format!(
+            "{name}: nowhere to pull from"
+        )));
+    };
+    if failures.is_empty() {
+        return Err(primary);
+    }
+    let mirrors = failures
+        .iter()
+        .map(|e| format!("[{e}]"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Err(EngineError::PullFailed(format!(
+        "initializing source docker://{name}: (Mirrors also failed: {mirrors}): {primary}"
+    )))
+}
+
+/// Pulls `r` (a physical reference) with `c`, naming the image `name`.
+fn pull_from(
+    store: &Store,
+    c: &Client,
+    r: &Reference,
+    name: &str,
+    platform: &Platform,
+    jobs: usize,
+    progress: ProgressFn,
+) -> Result<PullReport> {
+    let name = name.to_string();
+    let source = reference_string(r);
+    let ctx = format!("initializing source docker://{source}");
     let pm = c
-        .get_manifest_for_platform(&r, &platform)
+        .get_manifest_for_platform(r, platform)
         .map_err(EngineError::registry(ctx))?;
+    progress(&Progress::Copying);
     let m = pm.manifest;
     let manifest: ImageManifest = serde_json::from_slice(&m.bytes)
         .map_err(|e| EngineError::Invalid(format!("{name}: invalid image manifest: {e}")))?;
     let _lock = store.lock_shared()?;
-    let ctx = format!("copying image docker://{name}");
+    let ctx = format!("copying image docker://{source}");
     let mut report = PullReport {
         id: manifest.config.digest.hex().to_string(),
         name: name.clone(),
         manifest: m.digest.to_string(),
         downloaded: Vec::new(),
         skipped: Vec::new(),
+        source,
+        failed: Vec::new(),
     };
     let mut wanted = Vec::new();
     for l in &manifest.layers {
@@ -1045,9 +1218,9 @@ pub fn pull(store: &Store, opts: &PullOptions, progress: Option<ProgressFn>) -> 
     }
     let writers = c
         .pull_blobs(
-            &r,
+            r,
             &wanted,
-            opts.jobs.max(1),
+            jobs.max(1),
             |d| {
                 let exp = idigest(d).map_err(|e| std::io::Error::other(e.to_string()))?;
                 store
@@ -1075,7 +1248,7 @@ pub fn pull(store: &Store, opts: &PullOptions, progress: Option<ProgressFn>) -> 
     if !store.has_blob(&cd) {
         let mut w = store.blob_writer(Some(cd.clone()))?;
         c.get_blob(
-            &r,
+            r,
             &manifest.config.digest,
             Some(manifest.config.size),
             &mut w,
@@ -1159,21 +1332,31 @@ pub struct PushReport {
 /// Pushes a local image to a registry.
 pub fn push(store: &Store, opts: &PushOptions, progress: Option<ProgressFn>) -> Result<PushReport> {
     let progress = progress.unwrap_or(&no_progress);
-    let img = resolve(store, &opts.source)?;
+    let (img, matched) = resolve_named(store, &opts.source, None)?;
     let dest = if let Some(d) = &opts.destination {
         strip_transport(d).to_string()
     } else {
         let s = strip_transport(&opts.source);
-        img.names
-            .iter()
-            .find(|n| *n == s || normalize_local_name(s).ok().as_deref() == Some(n.as_str()))
-            .cloned()
+        matched
+            .filter(|m| img.names.contains(m))
+            .or_else(|| {
+                img.names
+                    .iter()
+                    .find(|n| {
+                        *n == s || normalize_local_name(s).ok().as_deref() == Some(n.as_str())
+                    })
+                    .cloned()
+            })
             .unwrap_or_else(|| s.to_string())
     };
     let r = Reference::parse(&dest).map_err(|e| EngineError::Invalid(e.to_string()))?;
     let dest_name = reference_string(&r);
-    let c = client(&opts.registry, &r.registry);
     let ctx = format!("trying to reuse blob or push to docker://{dest_name}");
+    // Pushes are not redirected (as in podman), but blocked and insecure apply.
+    let insecure = registries_conf(&opts.registry)?
+        .access(&dest_name)
+        .map_err(EngineError::registry(ctx.clone()))?;
+    let c = client(&opts.registry, &r.registry, insecure);
     let _lock = store.lock_shared()?;
     let mut report = PushReport {
         destination: dest_name.clone(),
@@ -1261,7 +1444,10 @@ fn auth_file(opts: &RegistryOptions) -> Result<PathBuf> {
 pub fn login(opts: &LoginOptions) -> Result<PathBuf> {
     let host = registry_host(&opts.registry);
     let file = auth_file(&opts.registry_options)?;
-    let c = client(&opts.registry_options, &host);
+    let insecure = registries_conf(&opts.registry_options)?
+        .access(&host)
+        .map_err(EngineError::registry(format!("logging into {host:?}")))?;
+    let c = client(&opts.registry_options, &host, insecure);
     c.login(&host, &opts.credentials, &file)
         .map_err(EngineError::registry(format!("logging into {host:?}")))?;
     Ok(file)
@@ -1271,7 +1457,7 @@ pub fn login(opts: &LoginOptions) -> Result<PathBuf> {
 pub fn logout(registry: &str, opts: &RegistryOptions) -> Result<()> {
     let host = registry_host(registry);
     let file = auth_file(opts)?;
-    let c = client(opts, &host);
+    let c = client(opts, &host, false);
     let had = c
         .logout(&host, &file)
         .map_err(EngineError::registry(format!("logging out of {host:?}")))?;

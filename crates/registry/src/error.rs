@@ -157,6 +157,27 @@ pub enum RegistryError {
         /// What went wrong.
         reason: String,
     },
+    /// A registries.conf file could not be read, parsed or validated.
+    #[error("loading registries configuration {path:?}: {reason}")]
+    Config {
+        /// The file.
+        path: String,
+        /// What was wrong (with the line for syntax errors).
+        reason: String,
+    },
+    /// registries.conf blocks the registry or namespace.
+    #[error("registry {prefix} is blocked in {origin} (refusing {reference})")]
+    Blocked {
+        /// The `prefix` of the blocking `[[registry]]` table.
+        prefix: String,
+        /// The file that defines it.
+        origin: String,
+        /// The reference that was refused.
+        reference: String,
+    },
+    /// A short name could not be resolved to fully-qualified references.
+    #[error("{0}")]
+    ShortName(String),
     /// Local I/O (the sink or source of a blob) failed.
     #[error("{subject}: {source}")]
     Io {

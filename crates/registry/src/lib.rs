@@ -7,10 +7,13 @@
 //! cross-repository mount, monolithic upload) and manifests. Authentication:
 //! basic and bearer-token, credentials from containers `auth.json` files.
 //! [`Client::pull_blobs`] downloads several blobs on threads with progress.
+//! [`config`] reads registries.conf (search registries, aliases, mirrors,
+//! insecure and blocked registries).
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod client;
+pub mod config;
 pub mod digest;
 pub mod error;
 pub mod manifest;
@@ -22,6 +25,7 @@ pub use client::{
     BlobRequest, Client, ClientOptions, ManifestResponse, PlatformManifest, PushOutcome,
     RegistryConfig, MAX_MANIFEST_SIZE,
 };
+pub use config::{ConfigPaths, Endpoint, RegistriesConf, Resolution, ShortNameMode};
 pub use digest::{Digest, VerifyingWriter};
 pub use error::{ApiError, ApiErrors, RegistryError, Result};
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, Platform};
