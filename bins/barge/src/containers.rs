@@ -537,6 +537,7 @@ pub(crate) fn run(
         TopCommand::Unpause(a) => ContainerCommand::Unpause(a),
     };
     let mut e = engine(root, runroot)?;
+    barge_engine::timing::mark("engine open");
     match cmd {
         ContainerCommand::Run(a) => run_container(&mut e, a, true),
         ContainerCommand::Create(a) => run_container(&mut e, a, false),
@@ -831,9 +832,11 @@ fn run_container(e: &mut Engine, mut a: RunArgs, start: bool) -> Result<()> {
     }
     let quiet = a.quiet;
     let tls = a.tls_verify;
+    barge_engine::timing::mark("options parsed");
     let rec = e.create(opts, |store, image| {
         crate::images::pull_for_create(store, image, quiet, tls)
     })?;
+    barge_engine::timing::mark("created");
     if !start {
         println!("{}", rec.id);
         return Ok(());
@@ -868,6 +871,7 @@ fn run_container(e: &mut Engine, mut a: RunArgs, start: bool) -> Result<()> {
             }
         });
         drop(conn);
+        barge_engine::timing::mark("exited");
         finish_attached(e, &id, end, a.rm)
     }
 }
@@ -879,10 +883,13 @@ fn finish_attached(e: &mut Engine, id: &str, end: AttachEnd, rm: bool) -> Result
         AttachEnd::Exited(code) => code,
         AttachEnd::Lost => e.wait(id).unwrap_or(-1),
     };
-    // Clean up now rather than waiting for the monitor's exit command.
-    match e.cleanup(id) {
-        Ok(()) | Err(EngineError::NoSuchContainer(_)) => {}
-        Err(err) => eprintln!("Error: cleaning up container {id}: {err}"),
+    // Clean up now rather than waiting for the monitor's exit command
+    // (removal cleans up too).
+    if !rm {
+        match e.cleanup(id) {
+            Ok(()) | Err(EngineError::NoSuchContainer(_)) => {}
+            Err(err) => eprintln!("Error: cleaning up container {id}: {err}"),
+        }
     }
     if rm {
         match e.remove(id, true, true) {

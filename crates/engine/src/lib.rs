@@ -21,6 +21,7 @@ pub mod error;
 pub mod images;
 pub mod networks;
 pub mod template;
+pub mod timing;
 pub mod volumes;
 
 /// The network containers join by default.

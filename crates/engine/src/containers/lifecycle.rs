@@ -209,7 +209,9 @@ impl Engine {
         }
         let dir = self.paths.container_run_dir(id);
         let exit = monitor::read_exit(&dir);
+        crate::timing::mark("cleanup: locked");
         self.release(&rec);
+        crate::timing::mark("cleanup: released");
         let auto_remove = rec.config.auto_remove;
         let rec = self.modify(id, |r| {
             if matches!(
@@ -252,16 +254,27 @@ impl Engine {
     /// Tears down a run's resources, best effort (used by cleanup and by a
     /// failed start).
     fn release(&mut self, rec: &ContainerRecord) {
-        let _ = self
+        self.release_with(rec, |_| {});
+    }
+
+    /// [`Self::release`], running `meanwhile` while the runtime deletes
+    /// the container (its cgroup removal waits on the kernel).
+    fn release_with(&mut self, rec: &ContainerRecord, meanwhile: impl FnOnce(&mut Self)) {
+        let child = self
             .runtime_cmd(rec)
             .args(["delete", "--force", &rec.id])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status();
+            .spawn();
         self.teardown_network(rec);
         let rootfs = self.paths.container_dir(&rec.id).join("rootfs");
         let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
+        meanwhile(self);
+        if let Ok(mut c) = child {
+            let _ = c.wait();
+        }
+        crate::timing::mark("runtime delete");
     }
 
     /// Starts a created or exited container. With `opts.attach`, returns a
@@ -327,7 +340,9 @@ impl Engine {
             Ok(())
         })?;
         let rootfs = self.mount_rootfs(rec)?;
+        crate::timing::mark("rootfs mounted");
         let net = self.setup_network(rec)?;
+        crate::timing::mark("network set up");
         let files = self.write_etc_files(rec, &rootfs, &net)?;
         let (uid, gid, groups) = resolve_user(&rootfs, &rec.config.user)?;
         let volumes = self.prepare_volumes(rec, &rootfs)?;
@@ -385,6 +400,7 @@ impl Engine {
             seccomp,
         };
         let config = spec::build(rec, &inputs)?;
+        crate::timing::mark("spec built");
         let config_path = cdir.join("config.json");
         let text = serde_json::to_vec_pretty(&config)
             .map_err(|e| EngineError::Invalid(format!("config.json: {e}")))?;
@@ -421,6 +437,7 @@ impl Engine {
             stdin: rec.config.stdin,
             exit_command,
         })?;
+        crate::timing::mark("monitor: container created");
         let pid_start = super::process_start_time(started.pid).unwrap_or(0);
         self.modify(&rec.id, |r| {
             r.state.pid = started.pid;
@@ -434,6 +451,7 @@ impl Engine {
             None
         };
         self.run_runtime(rec, &["start", &rec.id])?;
+        crate::timing::mark("runtime start");
         let rec = self.modify(&rec.id, |r| {
             r.state.status = Status::Running;
             r.state.started_at = now_nanos();
@@ -747,14 +765,17 @@ impl Engine {
 
     /// Removes a container; with `force` a running one is killed first.
     pub fn remove(&mut self, name: &str, force: bool, volumes: bool) -> Result<ContainerRecord> {
-        let rec = self.refresh(self.lookup(name)?)?;
-        if rec.state.status == Status::Removing {
+        let rec = self.lookup(name)?;
+        if rec.state.status == Status::Removing && !rec.state.prepared {
+            // A removal died half-way: finish it.
+            self.remove_record(&rec, volumes)?;
             return Ok(rec);
         }
-        if matches!(
+        let live = matches!(
             rec.state.status,
             Status::Running | Status::Paused | Status::Stopping
-        ) {
+        ) && alive(rec.state.pid, rec.state.pid_start);
+        if live {
             if !force {
                 return Err(EngineError::Invalid(format!(
                     "cannot remove container {} as it is {} - running or paused containers cannot be removed without force",
@@ -764,12 +785,7 @@ impl Engine {
             }
             let _ = self.run_runtime(&rec, &["kill", "--all", &rec.id, "9"]);
             self.wait_gone(&rec, Duration::from_secs(10));
-            self.wait_exit_file(&rec, Duration::from_millis(500));
         }
-        let rec = match self.db.get(Table::Containers, &rec.id)? {
-            Some(r) => r,
-            None => return Ok(rec),
-        };
         self.remove_record(&rec, volumes)?;
         Ok(rec)
     }
@@ -793,14 +809,25 @@ impl Engine {
             r.state.status = Status::Removing;
             Ok(())
         })?;
-        self.release(&current);
         let cdir = self.paths.container_dir(&rec.id);
-        let _ = rustix::mount::unmount(&cdir.join("rootfs"), rustix::mount::UnmountFlags::DETACH);
-        if cdir.exists() {
-            std::fs::remove_dir_all(&cdir)
-                .map_err(EngineError::io(format!("removing {}", cdir.display())))?;
+        let rundir = self.paths.container_run_dir(&rec.id);
+        let remove_files = |_: &mut Self| -> Result<()> {
+            let _ = rustix::mount::unmount(&cdir.join("rootfs"), rustix::mount::UnmountFlags::DETACH);
+            if cdir.exists() {
+                std::fs::remove_dir_all(&cdir)
+                    .map_err(EngineError::io(format!("removing {}", cdir.display())))?;
+            }
+            let _ = std::fs::remove_dir_all(&rundir);
+            Ok(())
+        };
+        let mut removed = Ok(());
+        if current.state.prepared {
+            self.release_with(&current, |e| removed = remove_files(e));
+        } else {
+            removed = remove_files(self);
         }
-        let _ = std::fs::remove_dir_all(self.paths.container_run_dir(&rec.id));
+        removed?;
+        crate::timing::mark("remove: files removed");
         let id = rec.id.clone();
         self.db.write(|tx| {
             tx.release_addresses(&id, None)?;

@@ -97,13 +97,11 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 
 /// podman's STATUS column.
 pub fn status_text(rec: &ContainerRecord) -> String {
-    let now = super::now_nanos();
-    let ago = |t: i64| human_age(((now - t).max(0) / 1_000_000_000) as u64);
+    let ago = |t: i64| human_age((t.max(0) / 1_000_000_000) as u64);
     match rec.state.status {
         Status::Created => "Created".into(),
         Status::Running | Status::Stopping => {
-            let up = ago(rec.state.started_at);
-            format!("Up {}", up.trim_end_matches(" ago"))
+            format!("Up {}", ago(rec.state.started_at))
         }
         Status::Paused => "Paused".into(),
         Status::Exited => format!(
@@ -144,7 +142,7 @@ pub fn ps_row(rec: &ContainerRecord) -> Value {
         "CommandText": command,
         "Created": rec.created / 1_000_000_000,
         "CreatedAt": rfc3339(rec.created),
-        "CreatedHuman": human_age(((super::now_nanos() - rec.created).max(0) / 1_000_000_000) as u64),
+        "CreatedHuman": human_age((rec.created.max(0) / 1_000_000_000) as u64),
         "State": rec.state.status.as_str(),
         "Status": status_text(rec),
         "Exited": rec.state.status == Status::Exited,
