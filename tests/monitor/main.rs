@@ -188,13 +188,8 @@ struct Collected {
 impl Attach {
     fn connect(path: &Path) -> Attach {
         // SAFETY: plain socket creation; the fd is owned right away.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_UNIX,
-                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-                0,
-            )
-        };
+        let fd =
+            unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) };
         assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
         // SAFETY: fd is a fresh socket nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -214,7 +209,13 @@ impl Attach {
                 std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
             )
         };
-        assert_eq!(r, 0, "connect {}: {}", path.display(), std::io::Error::last_os_error());
+        assert_eq!(
+            r,
+            0,
+            "connect {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
         Attach(fd)
     }
 
@@ -228,7 +229,12 @@ impl Attach {
                 libc::MSG_NOSIGNAL,
             )
         };
-        assert_eq!(n, frame.len() as isize, "send: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            n,
+            frame.len() as isize,
+            "send: {}",
+            std::io::Error::last_os_error()
+        );
     }
 
     fn stdin(&self, data: &[u8]) {
@@ -292,10 +298,19 @@ fn output_exit_and_k8s_file_log() {
     need_monitor!();
     let mut m = Mon::new(
         "mon-k8s",
-        &["sh", "-c", "echo out1; echo err1 >&2; echo out2; printf part; exit 3"],
+        &[
+            "sh",
+            "-c",
+            "echo out1; echo err1 >&2; echo out2; printf part; exit 3",
+        ],
     );
     let log = m.log_path();
-    let pid = m.create(&["--log-driver", "k8s-file", "--log-path", log.to_str().unwrap()]);
+    let pid = m.create(&[
+        "--log-driver",
+        "k8s-file",
+        "--log-path",
+        log.to_str().unwrap(),
+    ]);
     assert_eq!(m.c.pid(), pid);
     // Monitor and container: the container's init is the monitor's child.
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -308,7 +323,11 @@ fn output_exit_and_k8s_file_log() {
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(ppid, m.monitor_pid(), "the monitor must be the init's parent");
+    assert_eq!(
+        ppid,
+        m.monitor_pid(),
+        "the monitor must be the init's parent"
+    );
     let a = m.attach();
     m.start();
     let got = a.collect(Duration::from_secs(20));
@@ -325,9 +344,15 @@ fn output_exit_and_k8s_file_log() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
-    assert!(at <= now && now - at < 60_000_000_000, "exited_at {at} vs now {now}");
+    assert!(
+        at <= now && now - at < 60_000_000_000,
+        "exited_at {at} vs now {now}"
+    );
     m.wait_monitor_gone();
-    assert!(!m.dir().join("attach").exists(), "attach socket left behind");
+    assert!(
+        !m.dir().join("attach").exists(),
+        "attach socket left behind"
+    );
 
     let text = fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -338,7 +363,10 @@ fn output_exit_and_k8s_file_log() {
         let ts = parts.next().unwrap();
         // 2026-12-01T02:03:04.123456789+00:00
         assert_eq!(ts.len(), 35, "timestamp {ts}");
-        assert!(ts.ends_with("+00:00") && ts.as_bytes()[10] == b'T', "timestamp {ts}");
+        assert!(
+            ts.ends_with("+00:00") && ts.as_bytes()[10] == b'T',
+            "timestamp {ts}"
+        );
         by_stream.push((
             parts.next().unwrap().to_string(),
             parts.next().unwrap().to_string(),
@@ -364,7 +392,12 @@ fn json_file_log() {
         &["sh", "-c", "echo 'a \"q\" \\ b'; echo e >&2; printf x"],
     );
     let log = m.log_path();
-    m.create(&["--log-driver", "json-file", "--log-path", log.to_str().unwrap()]);
+    m.create(&[
+        "--log-driver",
+        "json-file",
+        "--log-path",
+        log.to_str().unwrap(),
+    ]);
     let a = m.attach();
     m.start();
     let got = a.collect(Duration::from_secs(20));
@@ -482,7 +515,10 @@ fn bad_command_line_is_reported() {
     let mut text = String::new();
     reader.read_to_string(&mut text).unwrap();
     let v: Value = serde_json::from_str(text.trim()).unwrap();
-    assert!(v["error"].as_str().unwrap().contains("unknown option"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("unknown option"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -555,10 +591,19 @@ fn slow_client_does_not_block_the_container() {
     // 4 MiB of output; one client never reads, another does.
     let mut m = Mon::new(
         "mon-slow",
-        &["sh", "-c", "dd if=/dev/zero bs=4096 count=1024 2>/dev/null | tr '\\0' x; echo; echo end"],
+        &[
+            "sh",
+            "-c",
+            "dd if=/dev/zero bs=4096 count=1024 2>/dev/null | tr '\\0' x; echo; echo end",
+        ],
     );
     let log = m.log_path();
-    m.create(&["--log-driver", "k8s-file", "--log-path", log.to_str().unwrap()]);
+    m.create(&[
+        "--log-driver",
+        "k8s-file",
+        "--log-path",
+        log.to_str().unwrap(),
+    ]);
     let stuck = m.attach();
     let reader = m.attach();
     m.start();
@@ -582,7 +627,11 @@ fn log_size_max_truncates() {
     need_monitor!();
     let mut m = Mon::new(
         "mon-logmax",
-        &["sh", "-c", "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done"],
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done",
+        ],
     );
     let log = m.log_path();
     m.create(&[

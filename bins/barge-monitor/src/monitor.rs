@@ -18,7 +18,7 @@ use rustix::net::{
 };
 use rustix::process::{Pid, WaitOptions, WaitStatus};
 
-use crate::args::Args;
+use crate::args::Options;
 use crate::log::{Log, Stream};
 use crate::text;
 
@@ -205,7 +205,10 @@ fn socket_path(dir: &Path, name: &str, dir_fd: &mut Option<OwnedFd>) -> Res<Path
     }
     let fd = dir_fd.as_ref().map_or(0, AsRawFd::as_raw_fd);
     let mut p = b"/proc/".to_vec();
-    text::push_u64(&mut p, u64::from(rustix::process::getpid().as_raw_nonzero().get() as u32));
+    text::push_u64(
+        &mut p,
+        u64::from(rustix::process::getpid().as_raw_nonzero().get() as u32),
+    );
     p.extend_from_slice(b"/fd/");
     text::push_u64(&mut p, fd as u64);
     p.push(b'/');
@@ -308,7 +311,7 @@ enum Slot {
 }
 
 pub struct Monitor {
-    args: Args,
+    args: Options,
     sigfd: OwnedFd,
     /// Container stdout pipe, or the pty master.
     out: Option<OwnedFd>,
@@ -331,7 +334,7 @@ pub struct Monitor {
 
 impl Monitor {
     /// Set up signals, the subreaper flag, the pid file and the log.
-    pub fn new(args: Args) -> Res<Monitor> {
+    pub fn new(args: Options) -> Res<Monitor> {
         let mut set = SigSet::empty();
         for s in [
             rustix::process::Signal::CHILD,
@@ -474,15 +477,14 @@ impl Monitor {
                             if pid == runtime_pid {
                                 status = Some(exit_code(st));
                             } else {
-                                self.reaped.push((pid.as_raw_nonzero().get(), exit_code(st)));
+                                self.reaped
+                                    .push((pid.as_raw_nonzero().get(), exit_code(st)));
                             }
                         }
                     }
-                    Slot::Capture => {
-                        if !read_capture(capture.as_ref(), &mut msg) {
-                            // EOF: every writer is gone for good.
-                            capture = None;
-                        }
+                    // EOF: every writer is gone for good.
+                    Slot::Capture if !read_capture(capture.as_ref(), &mut msg) => {
+                        capture = None;
                     }
                     Slot::Console => {
                         if let Some(l) = &console {
@@ -537,11 +539,7 @@ impl Monitor {
         let pidfd = raw_pid.and_then(|p| {
             rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
         });
-        let mut code = self
-            .reaped
-            .iter()
-            .find(|(p, _)| *p == pid)
-            .map(|(_, c)| *c);
+        let mut code = self.reaped.iter().find(|(p, _)| *p == pid).map(|(_, c)| *c);
         // Not our child and already gone: nothing to wait for.
         if code.is_none() && pidfd.is_none() {
             if let Some(p) = raw_pid {
