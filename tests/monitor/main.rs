@@ -648,3 +648,51 @@ fn log_size_max_truncates() {
     assert!(text.len() <= 2000, "log is {} bytes", text.len());
     assert!(text.ends_with(" stdout F line-199\n"), "log:\n{text}");
 }
+
+#[test]
+fn oom_kill_is_recorded() {
+    need_monitor!();
+    let mut m = Mon::new("mon-oom", &["barge-check", "alloc", "200"]);
+    let lim = 32 * 1024 * 1024;
+    m.c.config["linux"]["resources"]["memory"] = serde_json::json!({"limit": lim, "swap": lim});
+    m.create(&[]);
+    let a = m.attach();
+    m.start();
+    let got = a.collect(Duration::from_secs(30));
+    assert_eq!(got.exit, Some(137), "{got:?}");
+    let exit = m.exit_file();
+    assert_eq!(exit["exit_code"], 137);
+    assert_eq!(exit["oom_killed"], true, "{exit}");
+    m.wait_monitor_gone();
+}
+
+#[test]
+fn monitor_survives_sigterm_and_resets_signals() {
+    need_monitor!();
+    let mut m = Mon::new("mon-term", &["sleep", "100"]);
+    m.create(&[]);
+    let a = m.attach();
+    m.start();
+    let mon = m.monitor_pid();
+    // SAFETY: kill(2) on a pid we know; no memory involved.
+    unsafe {
+        libc::kill(mon, libc::SIGTERM);
+        libc::kill(mon, libc::SIGINT);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        Path::new(&format!("/proc/{mon}")).exists(),
+        "monitor died of SIGTERM"
+    );
+    // Whatever the caller ignored or blocked, the container starts with
+    // default dispositions and an empty mask (the test harness ignores
+    // signal 32, say; the monitor blocks CHLD/PIPE/TERM/INT/HUP).
+    let status = fs::read_to_string(format!("/proc/{}/status", m.c.pid())).unwrap();
+    for key in ["SigBlk:", "SigIgn:"] {
+        let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+        assert!(line.ends_with("0000000000000000"), "container init {line}");
+    }
+    m.c.kill("KILL").ok();
+    assert_eq!(a.collect(Duration::from_secs(20)).exit, Some(137));
+    m.wait_monitor_gone();
+}

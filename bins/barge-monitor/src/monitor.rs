@@ -37,6 +37,8 @@ const CHUNK: usize = 16 * 1024;
 const RUNTIME_MSG_MAX: usize = 8 * 1024;
 /// Attach clients at once.
 const MAX_CLIENTS: usize = 64;
+/// After the container's exit, at most this many 50 ms waits for pty output.
+const PTY_DRAIN_ROUNDS: u32 = 40;
 /// How long the exit frame may wait for a full client socket, in total.
 const EXIT_FRAME_WAIT_MS: i64 = 2000;
 
@@ -175,6 +177,7 @@ fn spawn(argv: &[CString], stdio: Option<[BorrowedFd<'_>; 3]>, new_session: bool
                     exit_now(127);
                 }
             }
+            barge_sys::daemon::reset_all_signal_dispositions();
             let _ = signal::set_mask(&SigSet::empty());
             let err = barge_sys::daemon::execv(&argv[0], argv);
             let mut msg = b"cannot execute ".to_vec();
@@ -335,6 +338,10 @@ pub struct Monitor {
 impl Monitor {
     /// Set up signals, the subreaper flag, the pid file and the log.
     pub fn new(args: Options) -> Res<Monitor> {
+        // Dispositions ignored by whoever started us are inherited: an
+        // ignored SIGCHLD would even auto-reap the container. Start clean
+        // (and the runtime and container inherit the defaults).
+        barge_sys::daemon::reset_all_signal_dispositions();
         let mut set = SigSet::empty();
         for s in [
             rustix::process::Signal::CHILD,
@@ -651,10 +658,39 @@ impl Monitor {
             }
             self.clients.retain(Option::is_some);
         }
-        // Deliver what the container wrote before it exited.
+        // Deliver what the container wrote before it exited. A pipe holds
+        // it all by now; a pty passes output on asynchronously (the flip
+        // buffer is pushed from a workqueue), so read the master until EIO
+        // (no slave left), waiting a bounded time for stragglers.
+        if self.args.terminal {
+            self.drain_pty();
+        }
         while self.forward(Stream::Stdout) == Read::Data {}
         while self.forward(Stream::Stderr) == Read::Data {}
         code.unwrap_or(-1)
+    }
+
+    fn drain_pty(&mut self) {
+        let t = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 50_000_000,
+        };
+        for _ in 0..PTY_DRAIN_ROUNDS {
+            let Some(m) = &self.out else { return };
+            let mut p = [PollFd::new(m, PollFlags::IN)];
+            match poll(&mut p, Some(&t)) {
+                Ok(0) => return,
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(_) => return,
+            }
+            match self.forward(Stream::Stdout) {
+                Read::Closed => {
+                    self.out = None;
+                    return;
+                }
+                Read::Data | Read::Again => {}
+            }
+        }
     }
 
     /// Read one chunk of `stream`, log it and send it to the clients.
