@@ -696,3 +696,74 @@ fn monitor_survives_sigterm_and_resets_signals() {
     assert_eq!(a.collect(Duration::from_secs(20)).exit, Some(137));
     m.wait_monitor_gone();
 }
+
+#[test]
+fn caller_gone_before_sync() {
+    need_monitor!();
+    // The engine's CLI may die right after the monitor's first process
+    // exits: the sync write then fails (EPIPE) and the monitor carries on.
+    let m = Mon::new("mon-orphan", &["sh", "-c", "echo still-here"]);
+    m.c.write_config();
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut cmd = Command::new(monitor_bin());
+    cmd.arg("--id")
+        .arg(&m.c.id)
+        .arg("--runtime")
+        .arg(runtime())
+        .args(["--runtime-arg", "--root", "--runtime-arg"])
+        .arg(m.c.state_root.path())
+        .arg("--bundle")
+        .arg(m.c.bundle_path())
+        .arg("--dir")
+        .arg(m.dir.path())
+        .args(["--sync-fd", "9"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    inherit_fd(&mut cmd, writer.as_raw_fd(), 9);
+    drop(reader);
+    assert!(cmd.status().unwrap().success());
+    drop(writer);
+    let attach = m.dir().join("attach");
+    let pidfile = m.dir().join("pidfile");
+    assert!(
+        wait_until(Duration::from_secs(20), || attach.exists()
+            && pidfile.exists()),
+        "monitor did not create the container"
+    );
+    // The pidfile is written by `create`; wait for `created`.
+    m.c.wait_status("created", Duration::from_secs(20));
+    let a = m.attach();
+    m.start();
+    let got = a.collect(Duration::from_secs(20));
+    assert_eq!(s(&got.stdout), "still-here\n");
+    assert_eq!(got.exit, Some(0));
+    m.wait_monitor_gone();
+}
+
+#[test]
+fn long_dir_paths_use_proc_fd() {
+    need_monitor!();
+    let mut m = Mon::new("mon-long", &["sh", "-c", "read x; echo tty-$x"]);
+    m.c.config["process"]["terminal"] = serde_json::json!(true);
+    // DIR/attach longer than sockaddr_un allows (the old dir is removed).
+    m.dir = tempfile::Builder::new()
+        .prefix(&"long".repeat(30))
+        .tempdir()
+        .unwrap();
+    assert!(m.dir().join("attach").as_os_str().len() > 108);
+    m.create(&["--terminal", "--stdin"]);
+    let dirfd = fs::File::open(m.dir()).unwrap();
+    let a = Attach::connect(Path::new(&format!(
+        "/proc/self/fd/{}/attach",
+        dirfd.as_raw_fd()
+    )));
+    m.start();
+    a.stdin(b"ok\n");
+    let got = a.collect(Duration::from_secs(20));
+    assert!(s(&got.stdout).contains("tty-ok"), "{got:?}");
+    assert_eq!(got.exit, Some(0));
+    m.wait_monitor_gone();
+    assert!(!m.dir().join("attach").exists());
+    assert!(!m.dir().join("console.sock").exists());
+}
