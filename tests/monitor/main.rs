@@ -485,18 +485,27 @@ fn terminal_resize_and_input() {
 #[test]
 fn create_failure_is_reported() {
     need_monitor!();
-    let mut m = Mon::new("mon-fail", &["true"]);
-    // A rootfs that does not exist: `create` must fail.
-    m.c.config["root"]["path"] = serde_json::json!("/nonexistent/barge-rootfs");
-    let v = m.spawn(&[]);
-    let err = v["error"].as_str().unwrap_or_else(|| panic!("{v}"));
-    assert!(!err.is_empty(), "{v}");
-    assert!(err == err.trim(), "not trimmed: {err:?}");
-    let code = v["exit_code"].as_i64().unwrap();
-    assert_ne!(code, 0, "{v}");
-    m.wait_monitor_gone();
-    assert!(!m.dir().join("attach").exists());
-    assert!(!m.dir().join("exit").exists());
+    // A command that does not exist (the runtime checks it at create), and
+    // a rootfs that does not exist.
+    for (tag, bad_rootfs, needle) in [
+        ("mon-badcmd", false, "/nonexistent-cmd"),
+        ("mon-badroot", true, "/nonexistent/barge-rootfs"),
+    ] {
+        let mut m = Mon::new(tag, &["/nonexistent-cmd"]);
+        if bad_rootfs {
+            m.c.args(&["true"]);
+            m.c.config["root"]["path"] = serde_json::json!("/nonexistent/barge-rootfs");
+        }
+        let v = m.spawn(&[]);
+        let err = v["error"].as_str().unwrap_or_else(|| panic!("{v}"));
+        assert!(err.contains(needle), "{v}");
+        assert!(err == err.trim(), "not trimmed: {err:?}");
+        let code = v["exit_code"].as_i64().unwrap();
+        assert_ne!(code, 0, "{v}");
+        m.wait_monitor_gone();
+        assert!(!m.dir().join("attach").exists());
+        assert!(!m.dir().join("exit").exists());
+    }
 }
 
 #[test]
