@@ -5,7 +5,7 @@
 # Output: $CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/monitor/barge-monitor
 # (default target dir ./target); the path is printed on the last line.
 # `cargo build --release` also builds a dynamic barge-monitor that works the
-# same, with a larger resident set (~1.8 MiB).
+# same, with a larger resident set (docs/monitor.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for d in "${HOME:-/root}/.cargo/bin" /root/.cargo/bin; do

@@ -188,13 +188,8 @@ struct Collected {
 impl Attach {
     fn connect(path: &Path) -> Attach {
         // SAFETY: plain socket creation; the fd is owned right away.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_UNIX,
-                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-                0,
-            )
-        };
+        let fd =
+            unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) };
         assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
         // SAFETY: fd is a fresh socket nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -214,7 +209,13 @@ impl Attach {
                 std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
             )
         };
-        assert_eq!(r, 0, "connect {}: {}", path.display(), std::io::Error::last_os_error());
+        assert_eq!(
+            r,
+            0,
+            "connect {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
         Attach(fd)
     }
 
@@ -228,7 +229,12 @@ impl Attach {
                 libc::MSG_NOSIGNAL,
             )
         };
-        assert_eq!(n, frame.len() as isize, "send: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            n,
+            frame.len() as isize,
+            "send: {}",
+            std::io::Error::last_os_error()
+        );
     }
 
     fn stdin(&self, data: &[u8]) {
@@ -292,10 +298,19 @@ fn output_exit_and_k8s_file_log() {
     need_monitor!();
     let mut m = Mon::new(
         "mon-k8s",
-        &["sh", "-c", "echo out1; echo err1 >&2; echo out2; printf part; exit 3"],
+        &[
+            "sh",
+            "-c",
+            "echo out1; echo err1 >&2; echo out2; printf part; exit 3",
+        ],
     );
     let log = m.log_path();
-    let pid = m.create(&["--log-driver", "k8s-file", "--log-path", log.to_str().unwrap()]);
+    let pid = m.create(&[
+        "--log-driver",
+        "k8s-file",
+        "--log-path",
+        log.to_str().unwrap(),
+    ]);
     assert_eq!(m.c.pid(), pid);
     // Monitor and container: the container's init is the monitor's child.
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -308,7 +323,11 @@ fn output_exit_and_k8s_file_log() {
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(ppid, m.monitor_pid(), "the monitor must be the init's parent");
+    assert_eq!(
+        ppid,
+        m.monitor_pid(),
+        "the monitor must be the init's parent"
+    );
     let a = m.attach();
     m.start();
     let got = a.collect(Duration::from_secs(20));
@@ -325,9 +344,15 @@ fn output_exit_and_k8s_file_log() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64;
-    assert!(at <= now && now - at < 60_000_000_000, "exited_at {at} vs now {now}");
+    assert!(
+        at <= now && now - at < 60_000_000_000,
+        "exited_at {at} vs now {now}"
+    );
     m.wait_monitor_gone();
-    assert!(!m.dir().join("attach").exists(), "attach socket left behind");
+    assert!(
+        !m.dir().join("attach").exists(),
+        "attach socket left behind"
+    );
 
     let text = fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -338,7 +363,10 @@ fn output_exit_and_k8s_file_log() {
         let ts = parts.next().unwrap();
         // 2026-12-01T02:03:04.123456789+00:00
         assert_eq!(ts.len(), 35, "timestamp {ts}");
-        assert!(ts.ends_with("+00:00") && ts.as_bytes()[10] == b'T', "timestamp {ts}");
+        assert!(
+            ts.ends_with("+00:00") && ts.as_bytes()[10] == b'T',
+            "timestamp {ts}"
+        );
         by_stream.push((
             parts.next().unwrap().to_string(),
             parts.next().unwrap().to_string(),
@@ -364,7 +392,12 @@ fn json_file_log() {
         &["sh", "-c", "echo 'a \"q\" \\ b'; echo e >&2; printf x"],
     );
     let log = m.log_path();
-    m.create(&["--log-driver", "json-file", "--log-path", log.to_str().unwrap()]);
+    m.create(&[
+        "--log-driver",
+        "json-file",
+        "--log-path",
+        log.to_str().unwrap(),
+    ]);
     let a = m.attach();
     m.start();
     let got = a.collect(Duration::from_secs(20));
@@ -452,18 +485,27 @@ fn terminal_resize_and_input() {
 #[test]
 fn create_failure_is_reported() {
     need_monitor!();
-    let mut m = Mon::new("mon-fail", &["true"]);
-    // A rootfs that does not exist: `create` must fail.
-    m.c.config["root"]["path"] = serde_json::json!("/nonexistent/barge-rootfs");
-    let v = m.spawn(&[]);
-    let err = v["error"].as_str().unwrap_or_else(|| panic!("{v}"));
-    assert!(!err.is_empty(), "{v}");
-    assert!(err == err.trim(), "not trimmed: {err:?}");
-    let code = v["exit_code"].as_i64().unwrap();
-    assert_ne!(code, 0, "{v}");
-    m.wait_monitor_gone();
-    assert!(!m.dir().join("attach").exists());
-    assert!(!m.dir().join("exit").exists());
+    // A command that does not exist (the runtime checks it at create), and
+    // a rootfs that does not exist.
+    for (tag, bad_rootfs, needle) in [
+        ("mon-badcmd", false, "/nonexistent-cmd"),
+        ("mon-badroot", true, "/nonexistent/barge-rootfs"),
+    ] {
+        let mut m = Mon::new(tag, &["/nonexistent-cmd"]);
+        if bad_rootfs {
+            m.c.args(&["true"]);
+            m.c.config["root"]["path"] = serde_json::json!("/nonexistent/barge-rootfs");
+        }
+        let v = m.spawn(&[]);
+        let err = v["error"].as_str().unwrap_or_else(|| panic!("{v}"));
+        assert!(err.contains(needle), "{v}");
+        assert!(err == err.trim(), "not trimmed: {err:?}");
+        let code = v["exit_code"].as_i64().unwrap();
+        assert_ne!(code, 0, "{v}");
+        m.wait_monitor_gone();
+        assert!(!m.dir().join("attach").exists());
+        assert!(!m.dir().join("exit").exists());
+    }
 }
 
 #[test]
@@ -482,7 +524,10 @@ fn bad_command_line_is_reported() {
     let mut text = String::new();
     reader.read_to_string(&mut text).unwrap();
     let v: Value = serde_json::from_str(text.trim()).unwrap();
-    assert!(v["error"].as_str().unwrap().contains("unknown option"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("unknown option"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -555,10 +600,19 @@ fn slow_client_does_not_block_the_container() {
     // 4 MiB of output; one client never reads, another does.
     let mut m = Mon::new(
         "mon-slow",
-        &["sh", "-c", "dd if=/dev/zero bs=4096 count=1024 2>/dev/null | tr '\\0' x; echo; echo end"],
+        &[
+            "sh",
+            "-c",
+            "dd if=/dev/zero bs=4096 count=1024 2>/dev/null | tr '\\0' x; echo; echo end",
+        ],
     );
     let log = m.log_path();
-    m.create(&["--log-driver", "k8s-file", "--log-path", log.to_str().unwrap()]);
+    m.create(&[
+        "--log-driver",
+        "k8s-file",
+        "--log-path",
+        log.to_str().unwrap(),
+    ]);
     let stuck = m.attach();
     let reader = m.attach();
     m.start();
@@ -582,7 +636,11 @@ fn log_size_max_truncates() {
     need_monitor!();
     let mut m = Mon::new(
         "mon-logmax",
-        &["sh", "-c", "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done"],
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done",
+        ],
     );
     let log = m.log_path();
     m.create(&[
@@ -598,4 +656,123 @@ fn log_size_max_truncates() {
     let text = fs::read_to_string(&log).unwrap();
     assert!(text.len() <= 2000, "log is {} bytes", text.len());
     assert!(text.ends_with(" stdout F line-199\n"), "log:\n{text}");
+}
+
+#[test]
+fn oom_kill_is_recorded() {
+    need_monitor!();
+    let mut m = Mon::new("mon-oom", &["barge-check", "alloc", "200"]);
+    let lim = 32 * 1024 * 1024;
+    m.c.config["linux"]["resources"]["memory"] = serde_json::json!({"limit": lim, "swap": lim});
+    m.create(&[]);
+    let a = m.attach();
+    m.start();
+    let got = a.collect(Duration::from_secs(30));
+    assert_eq!(got.exit, Some(137), "{got:?}");
+    let exit = m.exit_file();
+    assert_eq!(exit["exit_code"], 137);
+    assert_eq!(exit["oom_killed"], true, "{exit}");
+    m.wait_monitor_gone();
+}
+
+#[test]
+fn monitor_survives_sigterm_and_resets_signals() {
+    need_monitor!();
+    let mut m = Mon::new("mon-term", &["sleep", "100"]);
+    m.create(&[]);
+    let a = m.attach();
+    m.start();
+    let mon = m.monitor_pid();
+    // SAFETY: kill(2) on a pid we know; no memory involved.
+    unsafe {
+        libc::kill(mon, libc::SIGTERM);
+        libc::kill(mon, libc::SIGINT);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        Path::new(&format!("/proc/{mon}")).exists(),
+        "monitor died of SIGTERM"
+    );
+    // Whatever the caller ignored or blocked, the container starts with
+    // default dispositions and an empty mask (the test harness ignores
+    // signal 32, say; the monitor blocks CHLD/PIPE/TERM/INT/HUP).
+    let status = fs::read_to_string(format!("/proc/{}/status", m.c.pid())).unwrap();
+    for key in ["SigBlk:", "SigIgn:"] {
+        let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+        assert!(line.ends_with("0000000000000000"), "container init {line}");
+    }
+    m.c.kill("KILL").ok();
+    assert_eq!(a.collect(Duration::from_secs(20)).exit, Some(137));
+    m.wait_monitor_gone();
+}
+
+#[test]
+fn caller_gone_before_sync() {
+    need_monitor!();
+    // The engine's CLI may die right after the monitor's first process
+    // exits: the sync write then fails (EPIPE) and the monitor carries on.
+    let m = Mon::new("mon-orphan", &["sh", "-c", "echo still-here"]);
+    m.c.write_config();
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut cmd = Command::new(monitor_bin());
+    cmd.arg("--id")
+        .arg(&m.c.id)
+        .arg("--runtime")
+        .arg(runtime())
+        .args(["--runtime-arg", "--root", "--runtime-arg"])
+        .arg(m.c.state_root.path())
+        .arg("--bundle")
+        .arg(m.c.bundle_path())
+        .arg("--dir")
+        .arg(m.dir.path())
+        .args(["--sync-fd", "9"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    inherit_fd(&mut cmd, writer.as_raw_fd(), 9);
+    drop(reader);
+    assert!(cmd.status().unwrap().success());
+    drop(writer);
+    let attach = m.dir().join("attach");
+    let pidfile = m.dir().join("pidfile");
+    assert!(
+        wait_until(Duration::from_secs(20), || attach.exists()
+            && pidfile.exists()),
+        "monitor did not create the container"
+    );
+    // The pidfile is written by `create`; wait for `created`.
+    m.c.wait_status("created", Duration::from_secs(20));
+    let a = m.attach();
+    m.start();
+    let got = a.collect(Duration::from_secs(20));
+    assert_eq!(s(&got.stdout), "still-here\n");
+    assert_eq!(got.exit, Some(0));
+    m.wait_monitor_gone();
+}
+
+#[test]
+fn long_dir_paths_use_proc_fd() {
+    need_monitor!();
+    let mut m = Mon::new("mon-long", &["sh", "-c", "read x; echo tty-$x"]);
+    m.c.config["process"]["terminal"] = serde_json::json!(true);
+    // DIR/attach longer than sockaddr_un allows (the old dir is removed).
+    m.dir = tempfile::Builder::new()
+        .prefix(&"long".repeat(30))
+        .tempdir()
+        .unwrap();
+    assert!(m.dir().join("attach").as_os_str().len() > 108);
+    m.create(&["--terminal", "--stdin"]);
+    let dirfd = fs::File::open(m.dir()).unwrap();
+    let a = Attach::connect(Path::new(&format!(
+        "/proc/self/fd/{}/attach",
+        dirfd.as_raw_fd()
+    )));
+    m.start();
+    a.stdin(b"ok\n");
+    let got = a.collect(Duration::from_secs(20));
+    assert!(s(&got.stdout).contains("tty-ok"), "{got:?}");
+    assert_eq!(got.exit, Some(0));
+    m.wait_monitor_gone();
+    assert!(!m.dir().join("attach").exists());
+    assert!(!m.dir().join("console.sock").exists());
 }

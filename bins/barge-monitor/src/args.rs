@@ -17,7 +17,7 @@ pub enum LogDriver {
 }
 
 #[derive(Debug)]
-pub struct Args {
+pub struct Options {
     pub id: OsString,
     pub runtime: OsString,
     pub runtime_args: Vec<OsString>,
@@ -44,10 +44,7 @@ pub fn find_sync_fd(argv: &[OsString]) -> Option<i32> {
     while let Some(a) = it.next() {
         let a = a.as_bytes();
         if a == b"--sync-fd" {
-            return it
-                .next()
-                .and_then(|v| parse_int(v))
-                .map(|n| n as i32);
+            return it.next().and_then(|v| parse_int(v)).map(|n| n as i32);
         }
         if let Some(v) = a.strip_prefix(b"--sync-fd=") {
             return parse_int(OsStr::from_bytes(v)).map(|n| n as i32);
@@ -57,7 +54,7 @@ pub fn find_sync_fd(argv: &[OsString]) -> Option<i32> {
 }
 
 /// Parse the arguments after the program name. Errors are static messages.
-pub fn parse(argv: Vec<OsString>) -> Result<Args, &'static str> {
+pub fn parse(argv: Vec<OsString>) -> Result<Options, &'static str> {
     let mut id = None;
     let mut runtime = None;
     let mut runtime_args = Vec::new();
@@ -131,16 +128,15 @@ pub fn parse(argv: Vec<OsString>) -> Result<Args, &'static str> {
         return Err("--id must not be empty");
     }
     let log_driver = match (log_driver, &log_path) {
-        (Some(LogDriver::None), _) => LogDriver::None,
+        (Some(LogDriver::None), _) | (None, None) => LogDriver::None,
         (Some(_), None) => return Err("--log-path is required for this --log-driver"),
         (Some(d), Some(_)) => d,
         (None, Some(_)) => LogDriver::K8sFile,
-        (None, None) => LogDriver::None,
     };
     if !exit_command_args.is_empty() && exit_command.is_none() {
         return Err("--exit-command-arg needs --exit-command");
     }
-    Ok(Args {
+    Ok(Options {
         id,
         runtime,
         runtime_args,
@@ -205,13 +201,31 @@ mod tests {
 
     #[test]
     fn defaults_and_errors() {
-        let a = parse(v(&["--id", "c", "--runtime", "r", "--bundle", "b", "--dir", "d"])).unwrap();
+        let a = parse(v(&[
+            "--id",
+            "c",
+            "--runtime",
+            "r",
+            "--bundle",
+            "b",
+            "--dir",
+            "d",
+        ]))
+        .unwrap();
         assert_eq!(a.log_driver, LogDriver::None);
         assert!(!a.terminal && !a.stdin);
         assert!(parse(v(&["--id", "c"])).is_err());
         assert!(parse(v(&["--bogus", "x"])).is_err());
         assert!(parse(v(&[
-            "--id", "c", "--runtime", "r", "--bundle", "b", "--dir", "d", "--log-driver",
+            "--id",
+            "c",
+            "--runtime",
+            "r",
+            "--bundle",
+            "b",
+            "--dir",
+            "d",
+            "--log-driver",
             "k8s-file"
         ]))
         .is_err());

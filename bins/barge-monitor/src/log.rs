@@ -176,7 +176,10 @@ mod tests {
         let p = dir.join("log");
         let mut log = Log::open(LogDriver::K8sFile, Some(&p), 200).unwrap();
         for _ in 0..10 {
-            log.write(Stream::Stdout, b"0123456789012345678901234567890123456789\n");
+            log.write(
+                Stream::Stdout,
+                b"0123456789012345678901234567890123456789\n",
+            );
         }
         let len = std::fs::metadata(&p).unwrap().len();
         assert!(len <= 200 && len > 0, "len {len}");

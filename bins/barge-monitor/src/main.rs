@@ -29,8 +29,8 @@ fn run() -> i32 {
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     // Take the sync fd first so that even a bad command line is reported
     // on it; it must not leak into the runtime or the container.
-    let sync = args::find_sync_fd(&argv)
-        .and_then(|fd| barge_sys::daemon::take_inherited_fd(fd).ok());
+    let sync =
+        args::find_sync_fd(&argv).and_then(|fd| barge_sys::daemon::take_inherited_fd(fd).ok());
     if let Some(s) = &sync {
         let _ = rustix::io::fcntl_setfd(s, rustix::io::FdFlags::CLOEXEC);
     }

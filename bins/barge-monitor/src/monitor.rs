@@ -18,7 +18,7 @@ use rustix::net::{
 };
 use rustix::process::{Pid, WaitOptions, WaitStatus};
 
-use crate::args::Args;
+use crate::args::Options;
 use crate::log::{Log, Stream};
 use crate::text;
 
@@ -37,6 +37,8 @@ const CHUNK: usize = 16 * 1024;
 const RUNTIME_MSG_MAX: usize = 8 * 1024;
 /// Attach clients at once.
 const MAX_CLIENTS: usize = 64;
+/// After the container's exit, at most this many 50 ms waits for pty output.
+const PTY_DRAIN_ROUNDS: u32 = 40;
 /// How long the exit frame may wait for a full client socket, in total.
 const EXIT_FRAME_WAIT_MS: i64 = 2000;
 
@@ -175,6 +177,7 @@ fn spawn(argv: &[CString], stdio: Option<[BorrowedFd<'_>; 3]>, new_session: bool
                     exit_now(127);
                 }
             }
+            barge_sys::daemon::reset_all_signal_dispositions();
             let _ = signal::set_mask(&SigSet::empty());
             let err = barge_sys::daemon::execv(&argv[0], argv);
             let mut msg = b"cannot execute ".to_vec();
@@ -205,7 +208,10 @@ fn socket_path(dir: &Path, name: &str, dir_fd: &mut Option<OwnedFd>) -> Res<Path
     }
     let fd = dir_fd.as_ref().map_or(0, AsRawFd::as_raw_fd);
     let mut p = b"/proc/".to_vec();
-    text::push_u64(&mut p, u64::from(rustix::process::getpid().as_raw_nonzero().get() as u32));
+    text::push_u64(
+        &mut p,
+        u64::from(rustix::process::getpid().as_raw_nonzero().get() as u32),
+    );
     p.extend_from_slice(b"/fd/");
     text::push_u64(&mut p, fd as u64);
     p.push(b'/');
@@ -308,7 +314,7 @@ enum Slot {
 }
 
 pub struct Monitor {
-    args: Args,
+    args: Options,
     sigfd: OwnedFd,
     /// Container stdout pipe, or the pty master.
     out: Option<OwnedFd>,
@@ -331,7 +337,11 @@ pub struct Monitor {
 
 impl Monitor {
     /// Set up signals, the subreaper flag, the pid file and the log.
-    pub fn new(args: Args) -> Res<Monitor> {
+    pub fn new(args: Options) -> Res<Monitor> {
+        // Dispositions ignored by whoever started us are inherited: an
+        // ignored SIGCHLD would even auto-reap the container. Start clean
+        // (and the runtime and container inherit the defaults).
+        barge_sys::daemon::reset_all_signal_dispositions();
         let mut set = SigSet::empty();
         for s in [
             rustix::process::Signal::CHILD,
@@ -474,15 +484,14 @@ impl Monitor {
                             if pid == runtime_pid {
                                 status = Some(exit_code(st));
                             } else {
-                                self.reaped.push((pid.as_raw_nonzero().get(), exit_code(st)));
+                                self.reaped
+                                    .push((pid.as_raw_nonzero().get(), exit_code(st)));
                             }
                         }
                     }
-                    Slot::Capture => {
-                        if !read_capture(capture.as_ref(), &mut msg) {
-                            // EOF: every writer is gone for good.
-                            capture = None;
-                        }
+                    // EOF: every writer is gone for good.
+                    Slot::Capture if !read_capture(capture.as_ref(), &mut msg) => {
+                        capture = None;
                     }
                     Slot::Console => {
                         if let Some(l) = &console {
@@ -537,11 +546,7 @@ impl Monitor {
         let pidfd = raw_pid.and_then(|p| {
             rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
         });
-        let mut code = self
-            .reaped
-            .iter()
-            .find(|(p, _)| *p == pid)
-            .map(|(_, c)| *c);
+        let mut code = self.reaped.iter().find(|(p, _)| *p == pid).map(|(_, c)| *c);
         // Not our child and already gone: nothing to wait for.
         if code.is_none() && pidfd.is_none() {
             if let Some(p) = raw_pid {
@@ -653,10 +658,39 @@ impl Monitor {
             }
             self.clients.retain(Option::is_some);
         }
-        // Deliver what the container wrote before it exited.
+        // Deliver what the container wrote before it exited. A pipe holds
+        // it all by now; a pty passes output on asynchronously (the flip
+        // buffer is pushed from a workqueue), so read the master until EIO
+        // (no slave left), waiting a bounded time for stragglers.
+        if self.args.terminal {
+            self.drain_pty();
+        }
         while self.forward(Stream::Stdout) == Read::Data {}
         while self.forward(Stream::Stderr) == Read::Data {}
         code.unwrap_or(-1)
+    }
+
+    fn drain_pty(&mut self) {
+        let t = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 50_000_000,
+        };
+        for _ in 0..PTY_DRAIN_ROUNDS {
+            let Some(m) = &self.out else { return };
+            let mut p = [PollFd::new(m, PollFlags::IN)];
+            match poll(&mut p, Some(&t)) {
+                Ok(0) => return,
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(_) => return,
+            }
+            match self.forward(Stream::Stdout) {
+                Read::Closed => {
+                    self.out = None;
+                    return;
+                }
+                Read::Data | Read::Again => {}
+            }
+        }
     }
 
     /// Read one chunk of `stream`, log it and send it to the clients.

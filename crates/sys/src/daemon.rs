@@ -62,6 +62,48 @@ pub fn execv(path: &CStr, argv: &[CString]) -> io::Error {
     io::Error::last_os_error()
 }
 
+/// The kernel's `struct sigaction` on x86_64 and aarch64 (not glibc's).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Reset every signal 1–64 to `SIG_DFL` with the raw `rt_sigaction`
+/// syscall. Unlike glibc's `signal`/`sigaction`, this also reaches signals
+/// 32 and 33 (reserved by glibc, refused by its wrappers), which a parent
+/// may have left ignored and which `execve` would otherwise pass on.
+/// SIGKILL/SIGSTOP are skipped. Only for processes that have installed no
+/// handler of their own they still rely on (a fresh daemon, a child about
+/// to exec).
+pub fn reset_all_signal_dispositions() {
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: `dfl` is a valid kernel sigaction of the size passed;
+        // installing SIG_DFL cannot invalidate memory. The old action is
+        // not wanted (NULL).
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                std::ptr::from_ref(&dfl),
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
