@@ -9,12 +9,17 @@
 //!   (hairpin: a container reaching itself or a neighbour through a
 //!   published port); `fwd_BR` (filter forward): accept traffic from the
 //!   bridge, and established/DNAT'ed traffic to it.
-//! * Per container with published ports, two base chains `pre_ID` (nat
-//!   prerouting) and `out_ID` (nat output) holding its DNAT rules. Chains
-//!   named after the container id make removal one idempotent transaction
-//!   (`add` + `flush` + `delete`, no rule handles) and let orphan cleanup
-//!   find leftovers by name. NAT chains only see the first packet of each
-//!   connection, so one chain per container costs little.
+//! * Published ports live in four maps, keyed by host port (`ports_tcp`,
+//!   `ports_udp`: any local address) or by host address and port
+//!   (`ipports_tcp`, `ipports_udp`: `-p IP:PORT:PORT`), whose values are
+//!   the container address and port. Chains `dnat_pre` (nat prerouting) and
+//!   `dnat_out` (nat output, so host clients of 127.0.0.1 and of the
+//!   gateway address are forwarded too) send traffic to local addresses
+//!   through `hostports`, four `dnat ... map` lookups. Publishing and
+//!   unpublishing only add or delete map elements: no hook is registered
+//!   or removed per container, which keeps each `nft` run cheap. Every
+//!   element carries the container id as its comment, so leftovers of
+//!   vanished containers can be found ([`crate::cleanup_orphans`]).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -28,10 +33,13 @@ use crate::{sysctl, NetError, Result};
 
 /// The nftables table barge owns.
 pub const TABLE: &str = "barge";
-/// Prefix of a container's prerouting DNAT chain.
-pub const PRE_PREFIX: &str = "pre_";
-/// Prefix of a container's output DNAT chain.
-pub const OUT_PREFIX: &str = "out_";
+/// The port maps: (name, protocol, keyed by host address too).
+const PORT_MAPS: [(&str, &str, bool); 4] = [
+    ("ipports_tcp", "tcp", true),
+    ("ipports_udp", "udp", true),
+    ("ports_tcp", "tcp", false),
+    ("ports_udp", "udp", false),
+];
 /// Prefix of a network's postrouting chain.
 pub const NAT_PREFIX: &str = "nat_";
 /// Prefix of a network's forward chain.
@@ -137,10 +145,12 @@ pub fn list_chains() -> Result<Vec<String>> {
 }
 
 fn hook(chain: &str) -> &'static str {
-    if chain.starts_with(PRE_PREFIX) {
+    if chain == "dnat_pre" {
         "type nat hook prerouting priority dstnat; policy accept;"
-    } else if chain.starts_with(OUT_PREFIX) {
+    } else if chain == "dnat_out" {
         "type nat hook output priority -100; policy accept;"
+    } else if chain == "hostports" {
+        ""
     } else if chain.starts_with(NAT_PREFIX) {
         "type nat hook postrouting priority srcnat; policy accept;"
     } else {
@@ -150,7 +160,12 @@ fn hook(chain: &str) -> &'static str {
 
 /// Script lines that (re)create `chain` empty.
 fn reset_chain(s: &mut String, chain: &str) {
-    let _ = writeln!(s, "add chain ip {TABLE} {chain} {{ {} }}", hook(chain));
+    let h = hook(chain);
+    if h.is_empty() {
+        let _ = writeln!(s, "add chain ip {TABLE} {chain}");
+    } else {
+        let _ = writeln!(s, "add chain ip {TABLE} {chain} {{ {h} }}");
+    }
     let _ = writeln!(s, "flush chain ip {TABLE} {chain}");
 }
 
@@ -212,70 +227,133 @@ pub fn remove_network_firewall(bridge: &str) -> Result<()> {
     run_nft(&format!("remove firewall of bridge {bridge}"), &s)
 }
 
-fn publish_script(p: &PortPublish) -> Result<String> {
-    let id = &p.container_id;
-    let pre = format!("{PRE_PREFIX}{id}");
-    let out = format!("{OUT_PREFIX}{id}");
-    let mut s = format!("add table ip {TABLE}\n");
-    reset_chain(&mut s, &pre);
-    reset_chain(&mut s, &out);
+/// The table and the port maps (no-ops when they exist).
+fn port_maps(s: &mut String) {
+    let _ = writeln!(s, "add table ip {TABLE}");
+    for (name, _, by_ip) in PORT_MAPS {
+        let key = if by_ip {
+            "ipv4_addr . inet_service"
+        } else {
+            "inet_service"
+        };
+        let _ = writeln!(
+            s,
+            "add map ip {TABLE} {name} {{ type {key} : ipv4_addr . inet_service; }}"
+        );
+    }
+}
+
+/// The maps plus the chains that consult them (rewritten, so every publish
+/// also repairs them).
+fn port_scaffold(s: &mut String) {
+    port_maps(s);
+    reset_chain(s, "hostports");
+    for (name, proto, by_ip) in PORT_MAPS {
+        let key = if by_ip {
+            format!("ip daddr . {proto} dport")
+        } else {
+            format!("{proto} dport")
+        };
+        let _ = writeln!(
+            s,
+            "add rule ip {TABLE} hostports dnat ip to {key} map @{name}"
+        );
+    }
+    for chain in ["dnat_pre", "dnat_out"] {
+        reset_chain(s, chain);
+        let _ = writeln!(
+            s,
+            "add rule ip {TABLE} {chain} fib daddr type local jump hostports"
+        );
+    }
+}
+
+/// One map element: (map, key, value) for every port of every mapping.
+fn port_elements(p: &PortPublish) -> Result<Vec<(&'static str, String, String)>> {
+    let mut out: Vec<(&'static str, String, String)> = Vec::new();
     let cip = p.container_ip;
     for m in &p.ports {
+        let bad = |reason: String| NetError::PortSpec {
+            spec: m.to_string(),
+            reason,
+        };
         if m.host_port == 0 {
-            return Err(NetError::PortSpec {
-                spec: m.to_string(),
-                reason: "host port not assigned yet (call assign_host_ports first)".into(),
-            });
+            return Err(bad(
+                "host port not assigned yet (call assign_host_ports first)".into(),
+            ));
         }
         if u32::from(m.host_port) + u32::from(m.range.max(1)) - 1 > 65535
             || u32::from(m.container_port) + u32::from(m.range.max(1)) - 1 > 65535
         {
-            return Err(NetError::PortSpec {
-                spec: m.to_string(),
-                reason: "port range goes past 65535".into(),
-            });
+            return Err(bad("port range goes past 65535".into()));
         }
-        let matcher = match m.bound_ip() {
-            None => "fib daddr type local".to_string(),
-            Some(IpAddr::V4(ip)) => format!("ip daddr {ip}"),
+        let host_ip = match m.bound_ip() {
+            None => None,
+            Some(IpAddr::V4(ip)) => Some(ip),
             Some(IpAddr::V6(ip)) => {
-                return Err(NetError::PortSpec {
-                    spec: m.to_string(),
-                    reason: format!(
-                        "host address {ip} is IPv6 but container networks are IPv4 only"
-                    ),
-                })
+                return Err(bad(format!(
+                    "host address {ip} is IPv6 but container networks are IPv4 only"
+                )))
             }
         };
-        let proto = m.protocol.as_str();
-        let action = if m.range <= 1 {
-            format!(
-                "{proto} dport {} dnat to {cip}:{}",
-                m.host_port, m.container_port
-            )
-        } else {
-            let map = m
-                .pairs()
-                .map(|(h, c)| format!("{h} : {c}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!(
-                "{proto} dport {}-{} dnat to {cip} : {proto} dport map {{ {map} }}",
-                m.host_port,
-                m.host_port + (m.range - 1)
-            )
-        };
-        for chain in [&pre, &out] {
-            let _ = writeln!(s, "add rule ip {TABLE} {chain} {matcher} {action}");
+        let map = PORT_MAPS
+            .iter()
+            .find(|(_, proto, by_ip)| *proto == m.protocol.as_str() && *by_ip == host_ip.is_some())
+            .map_or("ports_tcp", |(name, _, _)| *name);
+        for (hp, cp) in m.pairs() {
+            let key = match host_ip {
+                Some(ip) => format!("{ip} . {hp}"),
+                None => hp.to_string(),
+            };
+            if out.iter().any(|(om, ok, _)| *om == map && *ok == key) {
+                return Err(bad(format!(
+                    "host port {} {key} is published twice",
+                    m.protocol
+                )));
+            }
+            out.push((map, key, format!("{cip} . {cp}")));
         }
+    }
+    Ok(out)
+}
+
+fn publish_script(p: &PortPublish) -> Result<String> {
+    let elements = port_elements(p)?;
+    let mut s = String::new();
+    port_scaffold(&mut s);
+    for (map, key, value) in elements {
+        let _ = writeln!(
+            s,
+            "add element ip {TABLE} {map} {{ {key} comment \"{}\" : {value} }}",
+            p.container_id
+        );
     }
     Ok(s)
 }
 
-/// Installs (or replaces) a container's DNAT rules: connections to the
-/// host ports (on `host_ip` only, or on any local address) from outside
-/// (prerouting) and from the host itself (output, including 127.0.0.1) go
-/// to `container_ip`. Nothing is installed for an empty port list.
+fn unpublish_script(p: &PortPublish) -> Result<String> {
+    let elements = port_elements(p)?;
+    let mut s = String::new();
+    port_maps(&mut s);
+    // `add` first so that `delete` cannot fail on a missing element: the
+    // pair is idempotent (nft 1.0.6 has no `destroy`).
+    for (map, key, value) in elements {
+        let _ = writeln!(
+            s,
+            "add element ip {TABLE} {map} {{ {key} comment \"{}\" : {value} }}",
+            p.container_id
+        );
+        let _ = writeln!(s, "delete element ip {TABLE} {map} {{ {key} }}");
+    }
+    Ok(s)
+}
+
+/// Forwards a container's published ports: connections to the host ports
+/// (on `host_ip` only, or on any local address) from outside (prerouting)
+/// and from the host itself (output, including 127.0.0.1 and the gateway
+/// address) are DNAT'ed to `container_ip`. One `nft` run; nothing happens
+/// for an empty port list. Publishing the same mappings again is a no-op;
+/// a host port already published for another container is an error.
 pub fn publish_ports(p: &PortPublish) -> Result<()> {
     check_id(&p.container_id)?;
     if p.ports.is_empty() {
@@ -288,13 +366,112 @@ pub fn publish_ports(p: &PortPublish) -> Result<()> {
     )
 }
 
-/// Removes a container's DNAT chains. Idempotent; one `nft` run.
-pub fn unpublish_ports(container_id: &str) -> Result<()> {
+/// Removes the elements [`publish_ports`] added for `p` (the same mappings
+/// the engine stored). Idempotent; one `nft` run; nothing happens for an
+/// empty port list. [`unpublish_container`] needs no mappings but costs two
+/// runs.
+pub fn unpublish_ports(p: &PortPublish) -> Result<()> {
+    check_id(&p.container_id)?;
+    if p.ports.is_empty() {
+        return Ok(());
+    }
+    let script = unpublish_script(p)?;
+    run_nft(
+        &format!("unpublish ports of container {}", p.container_id),
+        &script,
+    )
+}
+
+/// One published port as found in the maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortElement {
+    pub map: String,
+    /// The key as nft writes it (`8080`, `127.0.0.1 . 8080`).
+    pub key: String,
+    /// The owner's container id (the element comment).
+    pub container_id: String,
+}
+
+fn json_key(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Object(o) => {
+            let parts = o.get("concat")?.as_array()?;
+            let keys: Option<Vec<String>> = parts.iter().map(json_key).collect();
+            Some(keys?.join(" . "))
+        }
+        _ => None,
+    }
+}
+
+/// Every published port element of table `ip barge` (empty when the table
+/// does not exist).
+pub fn list_port_elements() -> Result<Vec<PortElement>> {
+    let v = nft_json(&["list", "table", "ip", TABLE]).or_else(|e| match &e {
+        NetError::Nft { detail, .. } if detail.contains("No such file or directory") => {
+            Ok(serde_json::Value::Null)
+        }
+        _ => Err(e),
+    })?;
+    let mut out = Vec::new();
+    let Some(items) = v.get("nftables").and_then(|n| n.as_array()) else {
+        return Ok(out);
+    };
+    for item in items {
+        let Some(map) = item.get("map") else { continue };
+        let Some(name) = map.get("name").and_then(|n| n.as_str()) else {
+            continue;
+        };
+        if !PORT_MAPS.iter().any(|(m, _, _)| *m == name) {
+            continue;
+        }
+        for pair in map
+            .get("elem")
+            .and_then(|e| e.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let Some(elem) = pair.get(0).and_then(|k| k.get("elem")) else {
+                continue;
+            };
+            let (Some(key), Some(id)) = (
+                elem.get("val").and_then(json_key),
+                elem.get("comment").and_then(|c| c.as_str()),
+            ) else {
+                continue;
+            };
+            out.push(PortElement {
+                map: name.to_string(),
+                key,
+                container_id: id.to_string(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes the given elements in one `nft` run.
+pub(crate) fn delete_port_elements(elements: &[PortElement]) -> Result<()> {
+    if elements.is_empty() {
+        return Ok(());
+    }
+    let mut s = String::new();
+    for e in elements {
+        let _ = writeln!(s, "delete element ip {TABLE} {} {{ {} }}", e.map, e.key);
+    }
+    run_nft("delete published ports", &s)
+}
+
+/// Removes every published port of a container without knowing its
+/// mappings (lists the maps first: two `nft` runs). Idempotent.
+pub fn unpublish_container(container_id: &str) -> Result<()> {
     check_id(container_id)?;
-    let mut s = format!("add table ip {TABLE}\n");
-    drop_chain(&mut s, &format!("{PRE_PREFIX}{container_id}"));
-    drop_chain(&mut s, &format!("{OUT_PREFIX}{container_id}"));
-    run_nft(&format!("unpublish ports of container {container_id}"), &s)
+    let mine: Vec<PortElement> = list_port_elements()?
+        .into_iter()
+        .filter(|e| e.container_id == container_id)
+        .collect();
+    delete_port_elements(&mine)
 }
 
 #[cfg(test)]
@@ -306,17 +483,49 @@ mod tests {
     fn publish_script_shapes() {
         let mut ports = parse_port_spec("127.0.0.1:8080:80").expect("spec");
         ports.extend(parse_port_spec("9000-9001:90-91/udp").expect("spec"));
-        let s = publish_script(&PortPublish {
+        let p = PortPublish {
+            container_id: "abc".into(),
+            container_ip: Ipv4Addr::new(10, 90, 0, 2),
+            ports,
+        };
+        let s = publish_script(&p).expect("script");
+        assert!(s.contains(
+            "add element ip barge ipports_tcp { 127.0.0.1 . 8080 comment \"abc\" : 10.90.0.2 . 80 }\n"
+        ), "{s}");
+        assert!(
+            s.contains(
+                "add element ip barge ports_udp { 9001 comment \"abc\" : 10.90.0.2 . 91 }\n"
+            ),
+            "{s}"
+        );
+        assert!(s.contains("add rule ip barge dnat_out fib daddr type local jump hostports\n"));
+        let u = unpublish_script(&p).expect("script");
+        assert!(
+            u.contains("delete element ip barge ports_udp { 9000 }\n"),
+            "{u}"
+        );
+        assert!(!u.contains("flush"), "{u}");
+    }
+
+    #[test]
+    fn duplicate_host_ports_are_refused() {
+        let mut ports = parse_port_spec("8080:80").expect("spec");
+        ports.extend(parse_port_spec("8079-8080:81-82").expect("spec"));
+        let e = publish_script(&PortPublish {
             container_id: "abc".into(),
             container_ip: Ipv4Addr::new(10, 90, 0, 2),
             ports,
         })
-        .expect("script");
-        assert!(s.contains(
-            "add rule ip barge pre_abc ip daddr 127.0.0.1 tcp dport 8080 dnat to 10.90.0.2:80\n"
-        ));
-        assert!(s.contains("add rule ip barge out_abc fib daddr type local udp dport 9000-9001 dnat to 10.90.0.2 : udp dport map { 9000 : 90, 9001 : 91 }\n"), "{s}");
-        assert!(s.contains("flush chain ip barge out_abc\n"));
+        .expect_err("duplicate");
+        assert!(e.to_string().contains("published twice"), "{e}");
+    }
+
+    #[test]
+    fn json_keys() {
+        let v: serde_json::Value =
+            serde_json::from_str(r#"{"concat": ["127.0.0.1", 8080]}"#).expect("json");
+        assert_eq!(json_key(&v).as_deref(), Some("127.0.0.1 . 8080"));
+        assert_eq!(json_key(&serde_json::json!(80)).as_deref(), Some("80"));
     }
 
     #[test]

@@ -9,8 +9,8 @@
 //!   bridge per network and a veth pair per container, configured through
 //!   rtnetlink directly (no `ip` processes; a few netlink round trips).
 //! * [`firewall`]: nftables table `ip barge` with per-network masquerade and
-//!   forward chains and per-container port-publishing chains (one `nft -f -`
-//!   per change).
+//!   forward chains and published ports as map elements tagged with the
+//!   container id (one `nft -f -` per change).
 //! * [`ports`]: podman-style `-p` parsing and random host ports.
 //! * [`ipam`]: subnets, gateways and next-free addresses.
 //! * [`dns`]: `/etc/hosts` (rewritten in place) and `resolv.conf` rendering.
@@ -36,8 +36,8 @@ mod sysctl;
 
 pub use error::NetError;
 pub use firewall::{
-    ensure_network_firewall, publish_ports, remove_network_firewall, unpublish_ports,
-    NetworkFirewall, PortPublish,
+    ensure_network_firewall, publish_ports, remove_network_firewall, unpublish_container,
+    unpublish_ports, NetworkFirewall, PortPublish,
 };
 pub use ipam::{next_free, Subnet, DEFAULT_BRIDGE, DEFAULT_NETWORK, DEFAULT_SUBNET};
 pub use link::{

@@ -258,7 +258,9 @@ pub fn attach(a: &Attachment) -> Result<AttachReport> {
         .attr_str(IFLA_INFO_KIND, "veth")
         .begin(IFLA_INFO_DATA)
         .begin(VETH_INFO_PEER)
-        .ifinfo(AF_UNSPEC, 0, IFF_UP, IFF_UP)
+        // Not up yet: opening the peer before its partner is registered
+        // fails with ENOTCONN. It is set up inside the namespace below.
+        .ifinfo(AF_UNSPEC, 0, 0, 0)
         .attr_str(IFLA_IFNAME, &a.ifname)
         .attr(IFLA_ADDRESS, &mac)
         .attr_u32(IFLA_NET_NS_FD, ns.as_raw_fd() as u32);
@@ -323,6 +325,13 @@ fn configure(a: &Attachment, host: &str, sock: &mut Socket) -> Result<()> {
                 a.ifname,
                 a.netns_path.display()
             ),
+            e,
+        )
+    })?;
+    netlink::set_up(&mut inner, link.index).map_err(|e| {
+        NetError::netlink(
+            "set up",
+            format!("{} in {}", a.ifname, a.netns_path.display()),
             e,
         )
     })?;

@@ -67,7 +67,6 @@ pub const AF_INET: u8 = 2;
 pub struct Msg {
     buf: Vec<u8>,
     nests: Vec<usize>,
-    flags: u16,
 }
 
 fn align4(n: usize) -> usize {
@@ -75,15 +74,20 @@ fn align4(n: usize) -> usize {
 }
 
 impl Msg {
-    /// A request of type `ty`; `NLM_F_REQUEST | NLM_F_ACK` are added.
+    /// A request of type `ty` answered by an ack (or an error);
+    /// `NLM_F_REQUEST | NLM_F_ACK` are added to `flags`.
     pub fn new(ty: u16, flags: u16) -> Self {
-        let flags = flags
-            | NLM_F_REQUEST
-            | if flags & NLM_F_DUMP == 0 {
-                NLM_F_ACK
-            } else {
-                0
-            };
+        Self::with_flags(ty, flags | NLM_F_REQUEST | NLM_F_ACK)
+    }
+
+    /// A dump request of type `ty`, answered by messages up to `NLMSG_DONE`.
+    /// (`NLM_F_DUMP` shares bits with `NLM_F_REPLACE | NLM_F_EXCL`, hence
+    /// two constructors rather than a flag test.)
+    pub fn dump(ty: u16) -> Self {
+        Self::with_flags(ty, NLM_F_REQUEST | NLM_F_DUMP)
+    }
+
+    fn with_flags(ty: u16, flags: u16) -> Self {
         let mut buf = Vec::with_capacity(256);
         buf.extend_from_slice(&[0; 4]); // length, filled by finish
         buf.extend_from_slice(&ty.to_ne_bytes());
@@ -92,7 +96,6 @@ impl Msg {
         Msg {
             buf,
             nests: Vec::new(),
-            flags,
         }
     }
 
@@ -232,7 +235,6 @@ impl Socket {
     pub fn call(&mut self, msg: &mut Msg) -> io::Result<Vec<Vec<u8>>> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
-        let dump = msg.flags & NLM_F_DUMP == NLM_F_DUMP;
         let bytes = msg.finish(seq);
         let sent = send(&self.fd, bytes, SendFlags::empty())?;
         if sent != bytes.len() {
@@ -274,10 +276,9 @@ impl Socket {
                         return Ok(out);
                     }
                     _ => {
+                        // Replies to a plain request are followed by the ack;
+                        // dumps end with NLMSG_DONE.
                         out.push(payload.to_vec());
-                        if !dump && msg.flags & NLM_F_ACK == 0 {
-                            return Ok(out);
-                        }
                     }
                 }
             }
@@ -338,7 +339,7 @@ pub fn get_link(sock: &mut Socket, name: &str) -> io::Result<Option<LinkInfo>> {
 
 /// Every link of the socket's namespace.
 pub fn dump_links(sock: &mut Socket) -> io::Result<Vec<LinkInfo>> {
-    let mut msg = Msg::new(RTM_GETLINK, NLM_F_DUMP);
+    let mut msg = Msg::dump(RTM_GETLINK);
     msg.ifinfo(AF_UNSPEC, 0, 0, 0);
     Ok(sock
         .call(&mut msg)?

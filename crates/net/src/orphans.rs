@@ -1,9 +1,8 @@
 //! Finding and removing what barge left behind.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::firewall::{self, FWD_PREFIX, NAT_PREFIX, OUT_PREFIX, PRE_PREFIX, TABLE};
+use crate::firewall::{self, FWD_PREFIX, NAT_PREFIX};
 use crate::link::{self, ALIAS_PREFIX};
 use crate::{NetError, Netns, Result};
 
@@ -16,13 +15,19 @@ pub struct Leaks {
     pub links: Vec<String>,
     /// `nsfs` mount points whose file name starts with the prefix.
     pub netns_mounts: Vec<PathBuf>,
-    /// Chains of table `ip barge` for those ids or bridges.
+    /// Network chains of table `ip barge` for those bridges.
     pub nft_chains: Vec<String>,
+    /// Published-port map elements of those container ids
+    /// (`map key (id)`).
+    pub nft_ports: Vec<String>,
 }
 
 impl Leaks {
     pub fn is_empty(&self) -> bool {
-        self.links.is_empty() && self.netns_mounts.is_empty() && self.nft_chains.is_empty()
+        self.links.is_empty()
+            && self.netns_mounts.is_empty()
+            && self.nft_chains.is_empty()
+            && self.nft_ports.is_empty()
     }
 }
 
@@ -33,8 +38,8 @@ pub struct OrphanReport {
     pub veths: Vec<String>,
     /// Namespace mounts removed.
     pub netns: Vec<PathBuf>,
-    /// nft chains deleted.
-    pub nft_chains: Vec<String>,
+    /// Published ports deleted (`map key (id)`).
+    pub nft_ports: Vec<String>,
 }
 
 /// Undoes the octal escapes (`\040`) of /proc/self/mountinfo paths.
@@ -74,9 +79,9 @@ fn nsfs_mounts() -> Result<Vec<PathBuf>> {
         .collect())
 }
 
-/// The id or bridge a barge chain belongs to.
+/// The bridge a network chain belongs to.
 fn chain_owner(chain: &str) -> Option<&str> {
-    [PRE_PREFIX, OUT_PREFIX, NAT_PREFIX, FWD_PREFIX]
+    [NAT_PREFIX, FWD_PREFIX]
         .iter()
         .find_map(|p| chain.strip_prefix(p))
 }
@@ -113,16 +118,22 @@ pub fn leaks(prefix: &str) -> Result<Leaks> {
         .into_iter()
         .filter(|c| chain_owner(c).is_some_and(|o| o.starts_with(prefix)))
         .collect();
+    out.nft_ports = firewall::list_port_elements()?
+        .into_iter()
+        .filter(|e| e.container_id.starts_with(prefix))
+        .map(|e| format!("{} {} ({})", e.map, e.key, e.container_id))
+        .collect();
     Ok(out)
 }
 
-/// Removes what containers not in `known_ids` left behind: host veths
-/// tagged `barge:<id>`, port-publishing chains `pre_<id>`/`out_<id>`, and,
-/// when `netns_dir` is given, namespace mounts in it whose file name is an
-/// unknown id. Network chains and bridges belong to networks and are left
-/// alone.
+/// Removes what containers for which `is_known(id)` is false left behind:
+/// host veths tagged `barge:<id>`, port-publishing chains
+/// `pre_<id>`/`out_<id>`, and, when `netns_dir` is given, namespace mounts
+/// in it whose file name is such an id. Network chains and bridges belong
+/// to networks and are left alone. The engine passes
+/// `|id| ids_in_db.contains(id)`.
 pub fn cleanup_orphans(
-    known_ids: &BTreeSet<String>,
+    is_known: impl Fn(&str) -> bool,
     netns_dir: Option<&Path>,
 ) -> Result<OrphanReport> {
     let mut report = OrphanReport::default();
@@ -134,26 +145,20 @@ pub fn cleanup_orphans(
         else {
             continue;
         };
-        if !known_ids.contains(id) && link::delete_host_link(&l.name)? {
+        if !is_known(id) && link::delete_host_link(&l.name)? {
             report.veths.push(id.to_string());
         }
     }
 
-    let mut script = format!("add table ip {TABLE}\n");
-    for c in firewall::list_chains()? {
-        let id = c
-            .strip_prefix(PRE_PREFIX)
-            .or_else(|| c.strip_prefix(OUT_PREFIX));
-        if let Some(id) = id {
-            if !known_ids.contains(id) {
-                firewall::drop_chain(&mut script, &c);
-                report.nft_chains.push(c);
-            }
-        }
-    }
-    if !report.nft_chains.is_empty() {
-        firewall::run_nft("remove orphaned port chains", &script)?;
-    }
+    let orphans: Vec<firewall::PortElement> = firewall::list_port_elements()?
+        .into_iter()
+        .filter(|e| !is_known(&e.container_id))
+        .collect();
+    firewall::delete_port_elements(&orphans)?;
+    report.nft_ports = orphans
+        .into_iter()
+        .map(|e| format!("{} {} ({})", e.map, e.key, e.container_id))
+        .collect();
 
     if let Some(dir) = netns_dir {
         let entries = match std::fs::read_dir(dir) {
@@ -165,7 +170,7 @@ pub fn cleanup_orphans(
             let entry = entry.map_err(|e| NetError::file(dir, "read directory", e))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if !known_ids.contains(name) {
+            if !is_known(name) {
                 let p = entry.path();
                 Netns::remove(&p)?;
                 report.netns.push(p);
@@ -188,7 +193,6 @@ mod tests {
 
     #[test]
     fn chain_owners() {
-        assert_eq!(chain_owner("pre_abc"), Some("abc"));
         assert_eq!(chain_owner("nat_barge0"), Some("barge0"));
         assert_eq!(chain_owner("other"), None);
     }
