@@ -4,6 +4,7 @@
 //! sees it) when members join or leave; and a `resolv.conf` derived from
 //! the host's.
 
+use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
 use std::net::IpAddr;
@@ -43,7 +44,7 @@ pub fn render_hosts(base: Option<&str>, entries: &[HostEntry]) -> String {
         if names.is_empty() {
             continue;
         }
-        out.push_str(&format!("{}\t{}\n", e.ip, names.join(" ")));
+        let _ = writeln!(out, "{}\t{}", e.ip, names.join(" "));
     }
     out
 }
@@ -157,13 +158,13 @@ pub fn render_resolv_conf(host: &str, opts: &ResolvOptions) -> String {
     }
     let mut out = String::new();
     if !search.is_empty() && search != ["."] {
-        out.push_str(&format!("search {}\n", search.join(" ")));
+        let _ = writeln!(out, "search {}", search.join(" "));
     }
     for s in servers {
-        out.push_str(&format!("nameserver {s}\n"));
+        let _ = writeln!(out, "nameserver {s}");
     }
     if !options.is_empty() {
-        out.push_str(&format!("options {}\n", options.join(" ")));
+        let _ = writeln!(out, "options {}", options.join(" "));
     }
     out
 }

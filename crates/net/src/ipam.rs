@@ -57,22 +57,22 @@ impl Subnet {
         Ok(s)
     }
 
-    pub fn addr(&self) -> Ipv4Addr {
+    pub fn addr(self) -> Ipv4Addr {
         self.addr
     }
 
-    pub fn prefix_len(&self) -> u8 {
+    pub fn prefix_len(self) -> u8 {
         self.prefix_len
     }
 
-    fn mask(&self) -> u32 {
+    fn mask(self) -> u32 {
         u32::MAX
             .checked_shl(32 - u32::from(self.prefix_len))
             .unwrap_or(0)
     }
 
     /// The last address (broadcast).
-    pub fn broadcast(&self) -> Ipv4Addr {
+    pub fn broadcast(self) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.addr) | !self.mask())
     }
 
@@ -80,17 +80,17 @@ impl Subnet {
         u32::from(ip) & self.mask() == u32::from(self.addr)
     }
 
-    pub fn overlaps(&self, other: &Subnet) -> bool {
+    pub fn overlaps(self, other: Subnet) -> bool {
         self.contains(other.addr) || other.contains(self.addr)
     }
 
     /// The first usable host address: the conventional gateway.
-    pub fn first_host(&self) -> Option<Ipv4Addr> {
+    pub fn first_host(self) -> Option<Ipv4Addr> {
         (self.prefix_len <= 30).then(|| Ipv4Addr::from(u32::from(self.addr) + 1))
     }
 
     /// The last usable host address.
-    pub fn last_host(&self) -> Option<Ipv4Addr> {
+    pub fn last_host(self) -> Option<Ipv4Addr> {
         (self.prefix_len <= 30).then(|| Ipv4Addr::from(u32::from(self.broadcast()) - 1))
     }
 }
@@ -126,11 +126,7 @@ impl FromStr for Subnet {
 
 /// The lowest host address of `subnet` that is neither the gateway nor in
 /// `used` (network and broadcast addresses are never returned).
-pub fn next_free(
-    subnet: &Subnet,
-    gateway: Ipv4Addr,
-    used: &BTreeSet<Ipv4Addr>,
-) -> Result<Ipv4Addr> {
+pub fn next_free(subnet: Subnet, gateway: Ipv4Addr, used: &BTreeSet<Ipv4Addr>) -> Result<Ipv4Addr> {
     let (Some(first), Some(last)) = (subnet.first_host(), subnet.last_host()) else {
         return Err(NetError::Exhausted {
             pool: subnet.to_string(),
@@ -145,7 +141,7 @@ pub fn next_free(
 }
 
 /// The first `/prefix_len` subnet of `pool` that overlaps none of `used`.
-pub fn next_free_subnet(pool: &Subnet, prefix_len: u8, used: &[Subnet]) -> Result<Subnet> {
+pub fn next_free_subnet(pool: Subnet, prefix_len: u8, used: &[Subnet]) -> Result<Subnet> {
     if prefix_len < pool.prefix_len || prefix_len > 30 {
         return Err(NetError::Subnet {
             spec: format!("{pool} in /{prefix_len} pieces"),
@@ -161,7 +157,7 @@ pub fn next_free_subnet(pool: &Subnet, prefix_len: u8, used: &[Subnet]) -> Resul
             addr: Ipv4Addr::from(at as u32),
             prefix_len,
         };
-        if !used.iter().any(|u| u.overlaps(&candidate)) {
+        if !used.iter().any(|u| u.overlaps(candidate)) {
             return Ok(candidate);
         }
         at += step;
@@ -216,33 +212,33 @@ mod tests {
         let gw = Ipv4Addr::new(10, 250, 1, 1);
         let mut used = BTreeSet::new();
         assert_eq!(
-            next_free(&s, gw, &used).ok(),
+            next_free(s, gw, &used).ok(),
             Some(Ipv4Addr::new(10, 250, 1, 2))
         );
         used.insert(Ipv4Addr::new(10, 250, 1, 2));
         used.insert(Ipv4Addr::new(10, 250, 1, 3));
         assert_eq!(
-            next_free(&s, gw, &used).ok(),
+            next_free(s, gw, &used).ok(),
             Some(Ipv4Addr::new(10, 250, 1, 4))
         );
         used.insert(Ipv4Addr::new(10, 250, 1, 4));
         used.insert(Ipv4Addr::new(10, 250, 1, 5));
         used.insert(Ipv4Addr::new(10, 250, 1, 6));
         assert!(matches!(
-            next_free(&s, gw, &used),
+            next_free(s, gw, &used),
             Err(NetError::Exhausted { .. })
         ));
-        assert!(next_free(&sn("10.0.0.0/31"), gw, &BTreeSet::new()).is_err());
+        assert!(next_free(sn("10.0.0.0/31"), gw, &BTreeSet::new()).is_err());
     }
 
     #[test]
     fn next_free_subnet_avoids_overlaps() {
         let pool = USER_SUBNET_POOL;
-        let a = next_free_subnet(&pool, 24, &[]).expect("first");
+        let a = next_free_subnet(pool, 24, &[]).expect("first");
         assert_eq!(a, sn("10.91.0.0/24"));
-        let b = next_free_subnet(&pool, 24, &[a, sn("10.91.1.128/25")]).expect("second");
+        let b = next_free_subnet(pool, 24, &[a, sn("10.91.1.128/25")]).expect("second");
         assert_eq!(b, sn("10.91.2.0/24"));
-        assert!(next_free_subnet(&sn("10.0.0.0/24"), 24, &[sn("10.0.0.0/8")]).is_err());
-        assert!(next_free_subnet(&pool, 8, &[]).is_err());
+        assert!(next_free_subnet(sn("10.0.0.0/24"), 24, &[sn("10.0.0.0/8")]).is_err());
+        assert!(next_free_subnet(pool, 8, &[]).is_err());
     }
 }

