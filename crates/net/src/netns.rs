@@ -23,7 +23,8 @@ pub struct Netns {
 impl Netns {
     /// Creates a new network namespace bind-mounted at `path` (the parent
     /// directory is created if needed; `path` itself must not exist), with
-    /// `lo` up. A short-lived thread enters the new namespace; the calling
+    /// `lo` up and `net.ipv4.conf.default.arp_notify=1` (the container
+    /// interface announces itself when it comes up). A short-lived thread enters the new namespace; the calling
     /// thread never changes namespace.
     pub fn create(path: impl AsRef<Path>) -> Result<Netns> {
         let path = path.as_ref();
@@ -44,6 +45,11 @@ impl Netns {
                     .map_err(|e| NetError::netns(path, "unshare(CLONE_NEWNET)", e))?;
                 mount_bind("/proc/thread-self/ns/net", path)
                     .map_err(|e| NetError::netns(path, "bind mount", io::Error::from(e)))?;
+                // Interfaces created in the namespace later (eth0) announce
+                // their address with a gratuitous ARP when brought up, so
+                // neighbours that cached the MAC of an earlier holder of
+                // the same IP (a container just removed) update at once.
+                crate::sysctl::ensure("/proc/sys/net/ipv4/conf/default/arp_notify", "1")?;
                 let mut sock =
                     Socket::open().map_err(|e| NetError::netlink("open socket", "lo", e))?;
                 // lo is always ifindex 1 in a new namespace.

@@ -556,3 +556,39 @@ fn attach_failures_leave_nothing_behind() {
     net.teardown();
     assert!(leaks(&net.prefix).expect("leaks").is_empty());
 }
+
+#[test]
+fn address_reuse_right_after_teardown_works() {
+    need_root!();
+    let mut net = Net::new();
+    // First holder of .7: the host talks to it and caches its MAC.
+    let first = net.container("first", 7);
+    let _s1 = Server::start(&first, "first", &[80]);
+    assert_eq!(fetch(sa(net.ip(7), 80)).expect("first"), "first:80\n");
+    drop(_s1);
+    // Fast teardown (namespace only), then at once a new container with the
+    // same address and another MAC.
+    Netns::remove(&first).expect("remove first");
+    net.ids.retain(|i| !i.ends_with("-first"));
+    let second = net.container("second", 7);
+    let _s2 = Server::start(&second, "second", &[80]);
+    let t = Instant::now();
+    assert_eq!(fetch(sa(net.ip(7), 80)).expect("second"), "second:80\n");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "stale neighbour entry delayed the new container by {:?}",
+        t.elapsed()
+    );
+    drop(_s2);
+    net.teardown();
+    // The first veth goes away asynchronously with its namespace.
+    let t = Instant::now();
+    while !leaks(&net.prefix).expect("leaks").is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            leaks(&net.prefix)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
