@@ -127,17 +127,37 @@ impl FromStr for Subnet {
 /// The lowest host address of `subnet` that is neither the gateway nor in
 /// `used` (network and broadcast addresses are never returned).
 pub fn next_free(subnet: Subnet, gateway: Ipv4Addr, used: &BTreeSet<Ipv4Addr>) -> Result<Ipv4Addr> {
-    let (Some(first), Some(last)) = (subnet.first_host(), subnet.last_host()) else {
-        return Err(NetError::Exhausted {
-            pool: subnet.to_string(),
-        });
+    next_free_after(subnet, gateway, used, None)
+}
+
+/// Like [`next_free`] but round-robin: the search starts after `last` (the
+/// previous allocation, which the engine remembers per network) and wraps.
+/// This keeps a just-released address from being handed out again at once,
+/// while other containers may still have its old MAC in their ARP caches.
+pub fn next_free_after(
+    subnet: Subnet,
+    gateway: Ipv4Addr,
+    used: &BTreeSet<Ipv4Addr>,
+    last: Option<Ipv4Addr>,
+) -> Result<Ipv4Addr> {
+    let exhausted = || NetError::Exhausted {
+        pool: subnet.to_string(),
     };
-    (u32::from(first)..=u32::from(last))
+    let (Some(first), Some(lastb)) = (subnet.first_host(), subnet.last_host()) else {
+        return Err(exhausted());
+    };
+    let (first, lastb) = (u32::from(first), u32::from(lastb));
+    let start = match last {
+        Some(l) if subnet.contains(l) && u32::from(l) >= first && u32::from(l) < lastb => {
+            u32::from(l) + 1
+        }
+        _ => first,
+    };
+    (start..=lastb)
+        .chain(first..start)
         .map(Ipv4Addr::from)
         .find(|ip| *ip != gateway && !used.contains(ip))
-        .ok_or_else(|| NetError::Exhausted {
-            pool: subnet.to_string(),
-        })
+        .ok_or_else(exhausted)
 }
 
 /// The first `/prefix_len` subnet of `pool` that overlaps none of `used`.
@@ -229,6 +249,30 @@ mod tests {
             Err(NetError::Exhausted { .. })
         ));
         assert!(next_free(sn("10.0.0.0/31"), gw, &BTreeSet::new()).is_err());
+    }
+
+    #[test]
+    fn next_free_after_is_round_robin() {
+        let s = sn("10.250.1.0/29"); // hosts .1 - .6
+        let gw = Ipv4Addr::new(10, 250, 1, 1);
+        let ip = |n| Ipv4Addr::new(10, 250, 1, n);
+        let mut used = BTreeSet::new();
+        assert_eq!(next_free_after(s, gw, &used, None).ok(), Some(ip(2)));
+        assert_eq!(next_free_after(s, gw, &used, Some(ip(2))).ok(), Some(ip(3)));
+        // .2 was released right after use: .3 comes next, not .2.
+        used.insert(ip(3));
+        assert_eq!(next_free_after(s, gw, &used, Some(ip(3))).ok(), Some(ip(4)));
+        // Wraps past the end, skipping the gateway.
+        assert_eq!(next_free_after(s, gw, &used, Some(ip(6))).ok(), Some(ip(2)));
+        // A `last` outside the subnet starts from the beginning.
+        assert_eq!(
+            next_free_after(s, gw, &used, Some(Ipv4Addr::new(1, 1, 1, 1))).ok(),
+            Some(ip(2))
+        );
+        for n in 2..=6 {
+            used.insert(ip(n));
+        }
+        assert!(next_free_after(s, gw, &used, Some(ip(4))).is_err());
     }
 
     #[test]

@@ -39,7 +39,9 @@ pub use firewall::{
     ensure_network_firewall, publish_ports, remove_network_firewall, unpublish_container,
     unpublish_ports, NetworkFirewall, PortPublish,
 };
-pub use ipam::{next_free, Subnet, DEFAULT_BRIDGE, DEFAULT_NETWORK, DEFAULT_SUBNET};
+pub use ipam::{
+    next_free, next_free_after, Subnet, DEFAULT_BRIDGE, DEFAULT_NETWORK, DEFAULT_SUBNET,
+};
 pub use link::{
     attach, bridge_exists, detach, ensure_bridge, format_mac, host_ifname, remove_bridge,
     AttachReport, Attachment, BridgeSpec, ALIAS_PREFIX,

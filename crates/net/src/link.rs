@@ -234,7 +234,8 @@ pub fn remove_bridge(name: &str) -> Result<()> {
 /// ([`host_ifname`]) is a bridge port (up, hairpin on, alias
 /// `barge:<id>`) and whose other end is created directly inside the
 /// namespace as `ifname`, up, with the address and a default route via the
-/// gateway. On failure nothing is left behind.
+/// gateway; the host's neighbour entry for the address is set to the new
+/// MAC. On failure nothing is left behind.
 pub fn attach(a: &Attachment) -> Result<AttachReport> {
     check_id(&a.container_id)?;
     check_ifname(&a.ifname)?;
@@ -286,7 +287,12 @@ pub fn attach(a: &Attachment) -> Result<AttachReport> {
     })?;
     drop(ns);
 
-    let configured = configure(a, &host, &mut sock);
+    let configured = configure(a, &host, &mut sock).and_then(|()| {
+        // The host may still cache the MAC of an earlier holder of this
+        // address (a container just removed): point it at the new one.
+        netlink::set_neighbour(&mut sock, bridge.index, a.ip, &mac)
+            .map_err(|e| NetError::netlink("set neighbour", format!("{} on {}", a.ip, a.bridge), e))
+    });
     if let Err(e) = configured {
         let _ = netlink::delete_link(&mut sock, &host);
         return Err(e);

@@ -28,6 +28,7 @@ pub const RTM_DELLINK: u16 = 17;
 pub const RTM_GETLINK: u16 = 18;
 pub const RTM_NEWADDR: u16 = 20;
 pub const RTM_NEWROUTE: u16 = 24;
+pub const RTM_NEWNEIGH: u16 = 28;
 
 // link attributes
 pub const IFLA_ADDRESS: u16 = 1;
@@ -405,6 +406,22 @@ pub fn add_default_route(sock: &mut Socket, index: u32, gateway: Ipv4Addr) -> io
     msg.raw(&h)
         .attr_ipv4(RTA_GATEWAY, gateway)
         .attr_u32(RTA_OIF, index);
+    sock.call(&mut msg).map(|_| ())
+}
+
+/// Sets the IPv4 neighbour entry `ip → mac` on link `index` as STALE: used
+/// at once, verified by the kernel on its next use.
+pub fn set_neighbour(sock: &mut Socket, index: u32, ip: Ipv4Addr, mac: &[u8; 6]) -> io::Result<()> {
+    const NDA_DST: u16 = 1;
+    const NDA_LLADDR: u16 = 2;
+    const NUD_STALE: u16 = 0x04;
+    let mut msg = Msg::new(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE);
+    // struct ndmsg: family, pad, pad, ifindex, state, flags, type
+    let mut h = [0u8; 12];
+    h[0] = AF_INET;
+    h[4..8].copy_from_slice(&index.to_ne_bytes());
+    h[8..10].copy_from_slice(&NUD_STALE.to_ne_bytes());
+    msg.raw(&h).attr_ipv4(NDA_DST, ip).attr(NDA_LLADDR, mac);
     sock.call(&mut msg).map(|_| ())
 }
 
