@@ -290,7 +290,7 @@ pub fn attach(a: &Attachment) -> Result<AttachReport> {
     let configured = configure(a, &host, &mut sock).and_then(|()| {
         // The host may still cache the MAC of an earlier holder of this
         // address (a container just removed): point it at the new one.
-        netlink::set_neighbour(&mut sock, bridge.index, a.ip, &mac)
+        netlink::set_neighbour(&mut sock, bridge.index, a.ip, mac)
             .map_err(|e| NetError::netlink("set neighbour", format!("{} on {}", a.ip, a.bridge), e))
     });
     if let Err(e) = configured {

@@ -411,7 +411,7 @@ pub fn add_default_route(sock: &mut Socket, index: u32, gateway: Ipv4Addr) -> io
 
 /// Sets the IPv4 neighbour entry `ip → mac` on link `index` as STALE: used
 /// at once, verified by the kernel on its next use.
-pub fn set_neighbour(sock: &mut Socket, index: u32, ip: Ipv4Addr, mac: &[u8; 6]) -> io::Result<()> {
+pub fn set_neighbour(sock: &mut Socket, index: u32, ip: Ipv4Addr, mac: [u8; 6]) -> io::Result<()> {
     const NDA_DST: u16 = 1;
     const NDA_LLADDR: u16 = 2;
     const NUD_STALE: u16 = 0x04;
@@ -421,7 +421,7 @@ pub fn set_neighbour(sock: &mut Socket, index: u32, ip: Ipv4Addr, mac: &[u8; 6])
     h[0] = AF_INET;
     h[4..8].copy_from_slice(&index.to_ne_bytes());
     h[8..10].copy_from_slice(&NUD_STALE.to_ne_bytes());
-    msg.raw(&h).attr_ipv4(NDA_DST, ip).attr(NDA_LLADDR, mac);
+    msg.raw(&h).attr_ipv4(NDA_DST, ip).attr(NDA_LLADDR, &mac);
     sock.call(&mut msg).map(|_| ())
 }
 

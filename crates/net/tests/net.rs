@@ -196,13 +196,13 @@ fn sa(ip: Ipv4Addr, port: u16) -> SocketAddr {
 fn containers_talk_and_published_ports_reach_them() {
     need_root!();
     let mut net = Net::new();
-    let a = net.container("a", 2);
-    let b = net.container("b", 3);
+    let ns_a = net.container("a", 2);
+    let ns_b = net.container("b", 3);
     let (a_ip, gw) = (net.ip(2), net.gateway);
 
     // ICMP between the namespaces, and from the host to a container.
     let ping = Command::new("nsenter")
-        .arg(format!("--net={}", b.display()))
+        .arg(format!("--net={}", ns_b.display()))
         .args(["/bin/busybox", "ping", "-c", "1", "-W", "3"])
         .arg(a_ip.to_string())
         .output()
@@ -221,9 +221,9 @@ fn containers_talk_and_published_ports_reach_them() {
     let alias = std::fs::read_to_string(format!("/sys/class/net/{host}/ifalias")).expect("alias");
     assert_eq!(alias.trim(), format!("barge:{}", net.id("a")));
 
-    let _server = Server::start(&a, "a", &[80, 81]);
+    let _server = Server::start(&ns_a, "a", &[80, 81]);
     // Container to container over the bridge.
-    let got = in_netns(&b, || fetch(sa(a_ip, 80))).expect("b -> a:80");
+    let got = in_netns(&ns_b, || fetch(sa(a_ip, 80))).expect("b -> a:80");
     assert_eq!(got, "a:80\n");
 
     // Publish: any-address random port, loopback-only random port, a range.
@@ -255,13 +255,13 @@ fn containers_talk_and_published_ports_reach_them() {
     assert_eq!(fetch(sa(lo_ip, range + 1)).expect("range 2"), "a:81\n");
     // Another container through the gateway's published port, and the
     // container itself (hairpin).
-    let got = in_netns(&b, || fetch(sa(gw, any))).expect("b -> gw:any");
+    let got = in_netns(&ns_b, || fetch(sa(gw, any))).expect("b -> gw:any");
     assert_eq!(got, "a:80\n");
-    let got = in_netns(&a, || fetch(sa(gw, any))).expect("a -> gw:any (hairpin)");
+    let got = in_netns(&ns_a, || fetch(sa(gw, any))).expect("a -> gw:any (hairpin)");
     assert_eq!(got, "a:80\n");
 
     // UDP: a one-shot echo in "a" behind a loopback-bound published port.
-    let udp = in_netns(&a, || {
+    let udp = in_netns(&ns_a, || {
         std::net::UdpSocket::bind("0.0.0.0:5353").expect("udp bind")
     });
     let echo = std::thread::spawn(move || {
@@ -309,7 +309,7 @@ fn containers_talk_and_published_ports_reach_them() {
     detach(&net.id("a")).expect("detach");
     detach(&net.id("a")).expect("detach again");
     net.teardown();
-    Netns::remove(&a).expect("remove netns again");
+    Netns::remove(&ns_a).expect("remove netns again");
     let l = leaks(&net.prefix).expect("leaks");
     assert!(l.is_empty(), "leftovers: {l:?}");
 }
@@ -563,15 +563,15 @@ fn address_reuse_right_after_teardown_works() {
     let mut net = Net::new();
     // First holder of .7: the host talks to it and caches its MAC.
     let first = net.container("first", 7);
-    let _s1 = Server::start(&first, "first", &[80]);
+    let s1 = Server::start(&first, "first", &[80]);
     assert_eq!(fetch(sa(net.ip(7), 80)).expect("first"), "first:80\n");
-    drop(_s1);
+    drop(s1);
     // Fast teardown (namespace only), then at once a new container with the
     // same address and another MAC.
     Netns::remove(&first).expect("remove first");
     net.ids.retain(|i| !i.ends_with("-first"));
     let second = net.container("second", 7);
-    let _s2 = Server::start(&second, "second", &[80]);
+    let s2 = Server::start(&second, "second", &[80]);
     let t = Instant::now();
     assert_eq!(fetch(sa(net.ip(7), 80)).expect("second"), "second:80\n");
     assert!(
@@ -579,7 +579,7 @@ fn address_reuse_right_after_teardown_works() {
         "stale neighbour entry delayed the new container by {:?}",
         t.elapsed()
     );
-    drop(_s2);
+    drop(s2);
     net.teardown();
     // The first veth goes away asynchronously with its namespace.
     let t = Instant::now();
