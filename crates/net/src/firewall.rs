@@ -28,6 +28,7 @@ use std::process::{Command, Stdio};
 
 use crate::ipam::Subnet;
 use crate::link::{check_id, check_ifname};
+use crate::nftnl::{self, PortElem};
 use crate::ports::PortMapping;
 use crate::{sysctl, NetError, Result};
 
@@ -180,7 +181,10 @@ fn network_script(n: &NetworkFirewall) -> String {
     let sn = n.subnet;
     let nat = format!("{NAT_PREFIX}{br}");
     let fwd = format!("{FWD_PREFIX}{br}");
-    let mut s = format!("add table ip {TABLE}\n");
+    let mut s = String::new();
+    // The port-publishing maps and chains too, so that setting a network up
+    // (again) repairs them.
+    port_scaffold(&mut s);
     reset_chain(&mut s, &nat);
     reset_chain(&mut s, &fwd);
     let _ = writeln!(
@@ -268,9 +272,9 @@ fn port_scaffold(s: &mut String) {
     }
 }
 
-/// One map element: (map, key, value) for every port of every mapping.
-fn port_elements(p: &PortPublish) -> Result<Vec<(&'static str, String, String)>> {
-    let mut out: Vec<(&'static str, String, String)> = Vec::new();
+/// One map element for every port of every mapping.
+fn port_elements(p: &PortPublish) -> Result<Vec<PortElem>> {
+    let mut out: Vec<PortElem> = Vec::new();
     let cip = p.container_ip;
     for m in &p.ports {
         let bad = |reason: String| NetError::PortSpec {
@@ -301,49 +305,66 @@ fn port_elements(p: &PortPublish) -> Result<Vec<(&'static str, String, String)>>
             .find(|(_, proto, by_ip)| *proto == m.protocol.as_str() && *by_ip == host_ip.is_some())
             .map_or("ports_tcp", |(name, _, _)| *name);
         for (hp, cp) in m.pairs() {
-            let key = match host_ip {
-                Some(ip) => format!("{ip} . {hp}"),
-                None => hp.to_string(),
+            let e = PortElem {
+                map,
+                host_ip,
+                host_port: hp,
+                container_ip: cip,
+                container_port: cp,
             };
-            if out.iter().any(|(om, ok, _)| *om == map && *ok == key) {
+            if out
+                .iter()
+                .any(|o| o.map == map && o.key_text() == e.key_text())
+            {
                 return Err(bad(format!(
-                    "host port {} {key} is published twice",
-                    m.protocol
+                    "host port {} {} is published twice",
+                    m.protocol,
+                    e.key_text()
                 )));
             }
-            out.push((map, key, format!("{cip} . {cp}")));
+            out.push(e);
         }
     }
     Ok(out)
+}
+
+fn add_element_line(s: &mut String, e: &PortElem, id: &str) {
+    let _ = writeln!(
+        s,
+        "add element ip {TABLE} {} {{ {} comment \"{id}\" : {} }}",
+        e.map,
+        e.key_text(),
+        e.value_text()
+    );
 }
 
 fn publish_script(p: &PortPublish) -> Result<String> {
     let elements = port_elements(p)?;
     let mut s = String::new();
     port_scaffold(&mut s);
-    for (map, key, value) in elements {
-        let _ = writeln!(
-            s,
-            "add element ip {TABLE} {map} {{ {key} comment \"{}\" : {value} }}",
-            p.container_id
-        );
+    for e in &elements {
+        add_element_line(&mut s, e, &p.container_id);
     }
     Ok(s)
 }
 
+/// The nft script equivalent of [`unpublish_ports`]'s netlink transaction
+/// (documents it; the tests check its shape).
+#[cfg(test)]
 fn unpublish_script(p: &PortPublish) -> Result<String> {
     let elements = port_elements(p)?;
     let mut s = String::new();
     port_maps(&mut s);
     // `add` first so that `delete` cannot fail on a missing element: the
     // pair is idempotent (nft 1.0.6 has no `destroy`).
-    for (map, key, value) in elements {
+    for e in &elements {
+        add_element_line(&mut s, e, &p.container_id);
         let _ = writeln!(
             s,
-            "add element ip {TABLE} {map} {{ {key} comment \"{}\" : {value} }}",
-            p.container_id
+            "delete element ip {TABLE} {} {{ {} }}",
+            e.map,
+            e.key_text()
         );
-        let _ = writeln!(s, "delete element ip {TABLE} {map} {{ {key} }}");
     }
     Ok(s)
 }
@@ -359,27 +380,51 @@ pub fn publish_ports(p: &PortPublish) -> Result<()> {
     if p.ports.is_empty() {
         return Ok(());
     }
-    let script = publish_script(p)?;
-    run_nft(
-        &format!("publish ports of container {}", p.container_id),
-        &script,
-    )
+    let elements = port_elements(p)?;
+    let what = || format!("publish ports of container {}", p.container_id);
+    // Fast path: the maps exist, add the elements over netlink.
+    match nftnl::apply(TABLE, &elements, &p.container_id, false) {
+        Ok(()) => Ok(()),
+        // No table or maps yet (first use, or the ruleset was flushed):
+        // create everything with nft.
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => run_nft(&what(), &publish_script(p)?),
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Err(NetError::Nft {
+            what: what(),
+            detail: format!(
+                "a host port of {} is already published for another container",
+                p.ports
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+        Err(e) => Err(NetError::Nft {
+            what: what(),
+            detail: format!("netlink: {e}"),
+        }),
+    }
 }
 
 /// Removes the elements [`publish_ports`] added for `p` (the same mappings
-/// the engine stored). Idempotent; one `nft` run; nothing happens for an
-/// empty port list. [`unpublish_container`] needs no mappings but costs two
-/// runs.
+/// the engine stored): one netlink transaction that adds then deletes them,
+/// so it is idempotent. Nothing happens for an empty port list.
+/// [`unpublish_container`] needs no mappings but runs `nft` twice.
 pub fn unpublish_ports(p: &PortPublish) -> Result<()> {
     check_id(&p.container_id)?;
     if p.ports.is_empty() {
         return Ok(());
     }
-    let script = unpublish_script(p)?;
-    run_nft(
-        &format!("unpublish ports of container {}", p.container_id),
-        &script,
-    )
+    let elements = port_elements(p)?;
+    match nftnl::apply(TABLE, &elements, &p.container_id, true) {
+        // No table or maps: nothing is published.
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Ok(()) => Ok(()),
+        Err(e) => Err(NetError::Nft {
+            what: format!("unpublish ports of container {}", p.container_id),
+            detail: format!("netlink: {e} (another container holds one of these host ports?)"),
+        }),
+    }
 }
 
 /// One published port as found in the maps.

@@ -30,6 +30,7 @@ pub mod ipam;
 mod link;
 mod netlink;
 mod netns;
+mod nftnl;
 mod orphans;
 pub mod ports;
 mod sysctl;

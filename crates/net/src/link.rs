@@ -351,7 +351,26 @@ fn configure(a: &Attachment, host: &str, sock: &mut Socket) -> Result<()> {
             format!("via {} in {}", a.gateway, a.netns_path.display()),
             e,
         )
-    })
+    })?;
+    // Carrier changes take effect asynchronously (the kernel's link
+    // watcher activates the queueing discipline and enables the bridge
+    // port); until then packets are dropped and a client that connects at
+    // once waits for a TCP retransmission (1 s). Wait for both ends.
+    let wait = std::time::Duration::from_secs(2);
+    let inner_up = netlink::wait_oper_up(&mut inner, &a.ifname, wait)
+        .map_err(|e| NetError::netlink("get link", a.ifname.as_str(), e))?;
+    let host_up = netlink::wait_oper_up(sock, host, wait)
+        .map_err(|e| NetError::netlink("get link", host, e))?;
+    if inner_up && host_up {
+        Ok(())
+    } else {
+        Err(NetError::Device {
+            name: host.to_string(),
+            reason: format!(
+                "veth pair not operationally up after {wait:?} (host side up: {host_up}, container side up: {inner_up})"
+            ),
+        })
+    }
 }
 
 /// Deletes a container's host-side veth (which deletes its peer too).

@@ -6,9 +6,13 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+use std::time::Duration;
+
 use rustix::net::netlink::SocketAddrNetlink;
+use rustix::net::sockopt::{set_socket_timeout, Timeout};
 use rustix::net::{
-    connect, recv, send, socket_with, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType,
+    connect, recv, send, socket_with, AddressFamily, Protocol, RecvFlags, SendFlags, SocketFlags,
+    SocketType,
 };
 
 // nlmsghdr
@@ -35,6 +39,7 @@ pub const IFLA_ADDRESS: u16 = 1;
 pub const IFLA_IFNAME: u16 = 3;
 pub const IFLA_MTU: u16 = 4;
 pub const IFLA_MASTER: u16 = 10;
+pub const IFLA_OPERSTATE: u16 = 16;
 pub const IFLA_LINKINFO: u16 = 18;
 pub const IFLA_IFALIAS: u16 = 20;
 pub const IFLA_NET_NS_FD: u16 = 28;
@@ -86,6 +91,11 @@ impl Msg {
     /// two constructors rather than a flag test.)
     pub fn dump(ty: u16) -> Self {
         Self::with_flags(ty, NLM_F_REQUEST | NLM_F_DUMP)
+    }
+
+    /// A message with exactly `flags` (batch markers, batched requests).
+    pub fn plain(ty: u16, flags: u16) -> Self {
+        Self::with_flags(ty, flags)
     }
 
     fn with_flags(ty: u16, flags: u16) -> Self {
@@ -216,19 +226,71 @@ impl AsFd for Socket {
 }
 
 impl Socket {
+    /// A route netlink socket.
     pub fn open() -> io::Result<Self> {
+        Self::open_protocol(None) // protocol 0 is NETLINK_ROUTE
+    }
+
+    /// A netlink socket of another family (`NETLINK_NETFILTER`, ...).
+    /// Receives time out after 10 s rather than hang on a missing reply.
+    pub fn open_protocol(protocol: Option<Protocol>) -> io::Result<Self> {
         let fd = socket_with(
             AddressFamily::NETLINK,
             SocketType::RAW,
             SocketFlags::CLOEXEC,
-            None, // protocol 0 is NETLINK_ROUTE
+            protocol,
         )?;
+        set_socket_timeout(&fd, Timeout::Recv, Some(Duration::from_secs(10)))?;
         connect(&fd, &SocketAddrNetlink::new(0, 0))?;
         Ok(Socket {
             fd,
             seq: 1,
             buf: vec![0; 64 * 1024],
         })
+    }
+
+    /// Sends `msgs` in one datagram (a netfilter batch) and waits for the
+    /// ack of every message that asked for one (`NLM_F_ACK`), or the first
+    /// error.
+    pub fn batch(&mut self, msgs: &mut [Msg]) -> io::Result<()> {
+        let mut bytes = Vec::new();
+        let mut pending = Vec::new();
+        for m in msgs.iter_mut() {
+            self.seq = self.seq.wrapping_add(1);
+            let wants_ack = u16::from_ne_bytes([m.buf[6], m.buf[7]]) & NLM_F_ACK != 0;
+            if wants_ack {
+                pending.push(self.seq);
+            }
+            bytes.extend_from_slice(m.finish(self.seq));
+        }
+        let sent = send(&self.fd, &bytes, SendFlags::empty())?;
+        if sent != bytes.len() {
+            return Err(io::Error::other("short netlink send"));
+        }
+        while !pending.is_empty() {
+            let (n, _) = recv(&self.fd, &mut self.buf[..], RecvFlags::empty())?;
+            let mut data = &self.buf[..n];
+            while data.len() >= NLMSG_HDRLEN {
+                let len = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]) as usize;
+                let ty = u16::from_ne_bytes([data[4], data[5]]);
+                let mseq = u32::from_ne_bytes([data[8], data[9], data[10], data[11]]);
+                if len < NLMSG_HDRLEN || len > data.len() {
+                    return Err(io::Error::other("malformed netlink reply"));
+                }
+                let payload = &data[NLMSG_HDRLEN..len];
+                data = &data[align4(len).min(data.len())..];
+                if ty == NLMSG_ERROR {
+                    let code = payload
+                        .get(..4)
+                        .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                    if code < 0 {
+                        return Err(io::Error::from_raw_os_error(-code));
+                    }
+                    pending.retain(|s| *s != mseq);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Sends `msg` and collects the payloads (everything after `nlmsghdr`)
@@ -296,7 +358,13 @@ pub struct LinkInfo {
     pub kind: Option<String>,
     pub mtu: u32,
     pub master: Option<u32>,
+    /// RFC 2863 state (`IF_OPER_UP` = 6), set once the kernel's link
+    /// watcher has processed a carrier change (qdisc and bridge port live).
+    pub operstate: u8,
 }
+
+/// `IF_OPER_UP`.
+pub const IF_OPER_UP: u8 = 6;
 
 /// Parses an `RTM_NEWLINK` payload (ifinfomsg + attributes).
 pub fn parse_link(payload: &[u8]) -> Option<LinkInfo> {
@@ -314,6 +382,7 @@ pub fn parse_link(payload: &[u8]) -> Option<LinkInfo> {
             IFLA_IFALIAS => info.alias = Some(attr_string(data)),
             IFLA_MTU => info.mtu = attr_u32(data).unwrap_or(0),
             IFLA_MASTER => info.master = attr_u32(data),
+            IFLA_OPERSTATE => info.operstate = data.first().copied().unwrap_or(0),
             IFLA_LINKINFO => {
                 for (ity, idata) in attrs(data) {
                     if ity == IFLA_INFO_KIND {
@@ -335,6 +404,23 @@ pub fn get_link(sock: &mut Socket, name: &str) -> io::Result<Option<LinkInfo>> {
         Ok(replies) => Ok(replies.iter().find_map(|p| parse_link(p))),
         Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// Waits (polling, up to `timeout`) until link `name` is operationally up.
+/// Returns false on timeout.
+pub fn wait_oper_up(sock: &mut Socket, name: &str, timeout: Duration) -> io::Result<bool> {
+    let start = std::time::Instant::now();
+    let mut pause = Duration::from_micros(50);
+    loop {
+        if get_link(sock, name)?.is_some_and(|l| l.operstate == IF_OPER_UP) {
+            return Ok(true);
+        }
+        if start.elapsed() > timeout {
+            return Ok(false);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(5));
     }
 }
 

@@ -239,9 +239,17 @@ fn containers_talk_and_published_ports_reach_them() {
     };
     let t = Instant::now();
     publish_ports(&publish).expect("publish");
-    eprintln!("publish_ports (nft -f -): {:?}", t.elapsed());
-    // Idempotent re-publish.
+    eprintln!("publish_ports: {:?}", t.elapsed());
+    // Idempotent re-publish; the same host port for another container is
+    // refused.
     publish_ports(&publish).expect("publish again");
+    let clash = PortPublish {
+        container_id: net.id("b"),
+        container_ip: net.ip(3),
+        ports: publish.ports[..1].to_vec(),
+    };
+    let err = publish_ports(&clash).expect_err("host port taken");
+    assert!(err.to_string().contains("already published"), "{err}");
 
     let lo_ip = Ipv4Addr::LOCALHOST;
     assert_eq!(fetch(sa(lo_ip, any)).expect("127.0.0.1:any"), "a:80\n");
@@ -296,7 +304,7 @@ fn containers_talk_and_published_ports_reach_them() {
     // Unpublish (twice: idempotent) and the ports are gone.
     let t = Instant::now();
     unpublish_ports(&publish).expect("unpublish");
-    eprintln!("unpublish_ports (nft -f -): {:?}", t.elapsed());
+    eprintln!("unpublish_ports: {:?}", t.elapsed());
     unpublish_ports(&publish).expect("unpublish again");
     assert!(fetch(sa(lo_ip, any)).is_err());
 
@@ -416,7 +424,7 @@ fn attach_detach_is_fast() {
         unpub_t.push(t.elapsed());
     }
     eprintln!(
-        "publish_ports median {:?}, unpublish_ports median {:?} (one nft run each)",
+        "publish_ports median {:?}, unpublish_ports median {:?} (netlink)",
         median(&mut pub_t),
         median(&mut unpub_t)
     );
