@@ -361,13 +361,18 @@ fn configure(a: &Attachment, host: &str, sock: &mut Socket) -> Result<()> {
         .map_err(|e| NetError::netlink("get link", a.ifname.as_str(), e))?;
     let host_up = netlink::wait_oper_up(sock, host, wait)
         .map_err(|e| NetError::netlink("get link", host, e))?;
-    if inner_up && host_up {
+    // The first port of a bridge also brings the bridge's carrier up, with
+    // the same asynchronous activation.
+    let bridge_up = netlink::wait_oper_up(sock, &a.bridge, wait)
+        .map_err(|e| NetError::netlink("get link", a.bridge.as_str(), e))?;
+    if inner_up && host_up && bridge_up {
         Ok(())
     } else {
         Err(NetError::Device {
             name: host.to_string(),
             reason: format!(
-                "veth pair not operationally up after {wait:?} (host side up: {host_up}, container side up: {inner_up})"
+                "not operationally up after {wait:?} (host side up: {host_up}, container side up: {inner_up}, bridge {} up: {bridge_up})",
+                a.bridge
             ),
         })
     }

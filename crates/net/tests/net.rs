@@ -180,7 +180,20 @@ impl Drop for Server {
     }
 }
 
+/// Connects, reads everything. Must not take a retransmission timeout
+/// (1 s): a lost first packet means something was not ready after attach.
 fn fetch(addr: SocketAddr) -> std::io::Result<String> {
+    let t0 = Instant::now();
+    let r = fetch_inner(addr);
+    assert!(
+        t0.elapsed() < Duration::from_millis(900),
+        "fetch {addr} took {:?} ({r:?})",
+        t0.elapsed()
+    );
+    r
+}
+
+fn fetch_inner(addr: SocketAddr) -> std::io::Result<String> {
     let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
     c.set_read_timeout(Some(Duration::from_secs(3)))?;
     let mut s = String::new();
@@ -427,6 +440,20 @@ fn attach_detach_is_fast() {
         "publish_ports median {:?}, unpublish_ports median {:?} (netlink)",
         median(&mut pub_t),
         median(&mut unpub_t)
+    );
+    let mut fw_t = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        ensure_network_firewall(&NetworkFirewall {
+            bridge: net.bridge.clone(),
+            subnet: net.subnet,
+        })
+        .expect("firewall");
+        fw_t.push(t.elapsed());
+    }
+    eprintln!(
+        "ensure_network_firewall (nft -f -) median {:?}",
+        median(&mut fw_t)
     );
     let attach_median = median(&mut attach_t);
     assert!(
