@@ -9,8 +9,9 @@
 //!   bridge per network and a veth pair per container, configured through
 //!   rtnetlink directly (no `ip` processes; a few netlink round trips).
 //! * [`firewall`]: nftables table `ip barge` with per-network masquerade and
-//!   forward chains and published ports as map elements tagged with the
-//!   container id (one `nft -f -` per change).
+//!   forward chains (`nft -f -`) and published ports as map elements
+//!   tagged with the container id (added and deleted over
+//!   `NETLINK_NETFILTER`, no process).
 //! * [`ports`]: podman-style `-p` parsing and random host ports.
 //! * [`ipam`]: subnets, gateways and next-free addresses.
 //! * [`dns`]: `/etc/hosts` (rewritten in place) and `resolv.conf` rendering.
@@ -41,7 +42,8 @@ pub use firewall::{
     unpublish_ports, NetworkFirewall, PortPublish,
 };
 pub use ipam::{
-    next_free, next_free_after, Subnet, DEFAULT_BRIDGE, DEFAULT_NETWORK, DEFAULT_SUBNET,
+    next_free, next_free_after, next_free_subnet, Subnet, DEFAULT_BRIDGE, DEFAULT_NETWORK,
+    DEFAULT_SUBNET, USER_SUBNET_POOL,
 };
 pub use link::{
     attach, bridge_exists, detach, ensure_bridge, format_mac, host_ifname, remove_bridge,
@@ -49,7 +51,7 @@ pub use link::{
 };
 pub use netns::Netns;
 pub use orphans::{cleanup_orphans, leaks, Leaks, OrphanReport};
-pub use ports::{parse_port_spec, PortMapping, Protocol};
+pub use ports::{assign_host_ports, parse_port_spec, PortMapping, Protocol};
 
 /// Result type of this crate.
 pub type Result<T, E = NetError> = std::result::Result<T, E>;

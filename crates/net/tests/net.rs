@@ -585,6 +585,13 @@ fn attach_failures_leave_nothing_behind() {
     let e = attach(&att).expect_err("unreachable gateway");
     assert!(e.to_string().contains("default route"), "{e}");
     assert!(leaks(&id).expect("leaks").links.is_empty());
+    // The namespace's own sysctl was set, not the host's.
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(["cat", "/proc/sys/net/ipv4/conf/default/arp_notify"])
+        .output()
+        .expect("nsenter");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
     // Creating an existing namespace path fails clearly.
     let e = Netns::create(&ns).expect_err("exists");
     assert!(e.to_string().contains(&ns.display().to_string()), "{e}");
