@@ -48,7 +48,7 @@ impl Net {
     fn new() -> Net {
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
-        let prefix = format!("bt{:x}{n}", pid % 0xfffff);
+        let prefix = format!("bt{:x}x{n}y", pid % 0xfffff);
         let third = ((pid as usize * 7 + n as usize) % 250) as u8;
         let subnet: Subnet = format!("10.250.{third}.0/24").parse().expect("subnet");
         let gateway = subnet.first_host().expect("gateway");
@@ -469,7 +469,7 @@ fn attach_detach_is_fast() {
 fn ensure_bridge_is_idempotent_and_race_safe() {
     need_root!();
     let n = SEQ.fetch_add(1, Ordering::SeqCst);
-    let name = format!("bt{:x}{n}r", std::process::id() % 0xfffff);
+    let name = format!("bt{:x}x{n}r", std::process::id() % 0xfffff);
     let spec = BridgeSpec {
         name: name.clone(),
         gateway: Ipv4Addr::new(10, 250, 251, 1),
@@ -632,5 +632,38 @@ fn address_reuse_right_after_teardown_works() {
             leaks(&net.prefix)
         );
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn traffic_leaving_the_subnet_is_masqueraded() {
+    need_root!();
+    // Two networks: a client on the first reaches a server on the second
+    // through the host (routed, leaving the first bridge), so the server
+    // must see the second bridge's gateway address, not the client's.
+    let mut inside = Net::new();
+    let mut outside = Net::new();
+    let client = inside.container("c", 2);
+    let server = outside.container("s", 2);
+    let listener = in_netns(&server, || TcpListener::bind("0.0.0.0:7070").expect("bind"));
+    let peer = std::thread::spawn(move || {
+        let (mut c, from) = listener.accept().expect("accept");
+        let _ = c.write_all(b"ok\n");
+        from.ip()
+    });
+    let target = sa(outside.ip(2), 7070);
+    let got = in_netns(&client, || fetch(target)).expect("client -> other network");
+    assert_eq!(got, "ok\n");
+    let seen = peer.join().expect("server thread");
+    assert_eq!(
+        seen,
+        std::net::IpAddr::V4(outside.gateway),
+        "not masqueraded"
+    );
+    inside.teardown();
+    outside.teardown();
+    for p in [&inside.prefix, &outside.prefix] {
+        let l = leaks(p).expect("leaks");
+        assert!(l.is_empty(), "leftovers: {l:?}");
     }
 }
