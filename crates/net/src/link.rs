@@ -80,7 +80,7 @@ pub(crate) fn check_ifname(name: &str) -> Result<()> {
 /// Checks a container id used in device aliases and nft chain names.
 pub(crate) fn check_id(id: &str) -> Result<()> {
     if id.is_empty()
-        || id.len() > 128
+        || id.len() > 127
         || !id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
@@ -88,7 +88,7 @@ pub(crate) fn check_id(id: &str) -> Result<()> {
         return Err(NetError::InvalidName {
             what: "container id",
             value: id.to_string(),
-            reason: "must be 1 to 128 ASCII letters, digits, '_', '-' or '.'",
+            reason: "must be 1 to 127 ASCII letters, digits, '_', '-' or '.'",
         });
     }
     Ok(())
