@@ -24,7 +24,7 @@ impl Netns {
     /// Creates a new network namespace bind-mounted at `path` (the parent
     /// directory is created if needed; `path` itself must not exist), with
     /// `lo` up and `net.ipv4.conf.default.arp_notify=1` (the container
-    /// interface announces itself when it comes up). A short-lived thread enters the new namespace; the calling
+    /// interface announces itself when it comes up; best effort). A short-lived thread enters the new namespace; the calling
     /// thread never changes namespace.
     pub fn create(path: impl AsRef<Path>) -> Result<Netns> {
         let path = path.as_ref();
@@ -48,7 +48,8 @@ impl Netns {
                 // Interfaces created in the namespace later (eth0) announce
                 // their address with a gratuitous ARP when brought up, so
                 // neighbours that cached the MAC of an earlier holder of
-                // the same IP (a container just removed) update at once.
+                // the same IP may update at once. Best effort: that ARP is
+                // lost when it leaves before the carrier is active.
                 crate::sysctl::ensure("/proc/sys/net/ipv4/conf/default/arp_notify", "1")?;
                 let mut sock =
                     Socket::open().map_err(|e| NetError::netlink("open socket", "lo", e))?;
