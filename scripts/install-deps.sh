@@ -17,6 +17,7 @@ PACKAGES=(
     ca-certificates curl docker-registry
     catatonit netavark aardvark-dns iptables conmon golang-github-containers-common
     bsdutils gzip zstd
+    nftables
 )
 
 missing=()
