@@ -1388,6 +1388,7 @@ fn podman_loads_our_docker_archive_and_we_load_its() {
     let b4 = Barge::new();
     b4.ok(&["load", "-i", po.to_str().expect("utf8")]);
     assert_eq!(b4.images_json()[0]["Id"], json!(pid.trim()));
+}
 
 /// A port on loopback where nothing listens (for a mirror that is down).
 fn closed_port() -> u16 {

@@ -58,6 +58,9 @@ pub enum EngineError {
         /// podman's exit code for it (126/127 for exec failures).
         exit_code: Option<i32>,
     },
+    /// Network plumbing failed.
+    #[error(transparent)]
+    Network(Box<barge_net::NetError>),
     /// The state database failed.
     #[error(transparent)]
     Db(Box<crate::db::DbError>),

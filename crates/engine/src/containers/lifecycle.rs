@@ -460,6 +460,7 @@ impl Engine {
             r.state.stopped_by_user = false;
             Ok(())
         })?;
+        crate::networks::announce(self, &rec, false);
         Ok((rec, conn))
     }
 
@@ -539,6 +540,9 @@ impl Engine {
             Some(ip) => hosts.push_str(&format!("{ip}\t{hostname} {}\n", rec.name)),
             None => hosts.push_str(&format!("127.0.1.1\t{hostname} {}\n", rec.name)),
         }
+        let base = cdir.join("hosts.base");
+        std::fs::write(&base, &hosts)
+            .map_err(EngineError::io(format!("writing {}", base.display())))?;
         for (ip, names) in &net.peers {
             hosts.push_str(&format!("{ip}\t{names}\n"));
         }
@@ -812,7 +816,8 @@ impl Engine {
         let cdir = self.paths.container_dir(&rec.id);
         let rundir = self.paths.container_run_dir(&rec.id);
         let remove_files = |_: &mut Self| -> Result<()> {
-            let _ = rustix::mount::unmount(&cdir.join("rootfs"), rustix::mount::UnmountFlags::DETACH);
+            let _ =
+                rustix::mount::unmount(&cdir.join("rootfs"), rustix::mount::UnmountFlags::DETACH);
             if cdir.exists() {
                 std::fs::remove_dir_all(&cdir)
                     .map_err(EngineError::io(format!("removing {}", cdir.display())))?;

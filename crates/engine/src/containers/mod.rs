@@ -437,6 +437,9 @@ pub struct PortMapping {
     pub container_port: u16,
     /// `tcp` or `udp`.
     pub protocol: String,
+    /// How many consecutive ports (1 for a single port).
+    #[serde(default)]
+    pub range: u16,
 }
 
 /// Restart policy.
