@@ -30,6 +30,10 @@ const FRAME_EXIT: u8 = 3;
 const FRAME_STDIN: u8 = 0;
 const FRAME_RESIZE: u8 = 1;
 const FRAME_CLOSE_STDIN: u8 = 2;
+/// Client → monitor: "I clean up after the exit" (a foreground `barge
+/// run`): if that client is still connected when the container exits and
+/// receives the exit frame, the exit command is not run.
+const FRAME_CLEANUP: u8 = 3;
 
 /// One read from the container (and the largest client frame accepted).
 const CHUNK: usize = 16 * 1024;
@@ -326,6 +330,8 @@ pub struct Monitor {
     close_stdin: bool,
     attach: Option<OwnedFd>,
     clients: Vec<Option<OwnedFd>>,
+    /// Raw fds of connected clients that sent [`FRAME_CLEANUP`].
+    cleaners: Vec<i32>,
     log: Log,
     buf: Vec<u8>,
     /// Children reaped before the container pid was known: (pid, code).
@@ -375,6 +381,7 @@ impl Monitor {
             close_stdin: false,
             attach: None,
             clients: Vec::new(),
+            cleaners: Vec::new(),
             log,
             buf: vec![0u8; CHUNK + 1],
             reaped: Vec::new(),
@@ -649,7 +656,7 @@ impl Monitor {
                         if rev.contains(PollFlags::IN) {
                             self.client_frame(i);
                         } else {
-                            self.clients[i] = None;
+                            self.drop_client(i);
                         }
                     }
                     Slot::Stdin => self.flush_stdin(),
@@ -745,6 +752,13 @@ impl Monitor {
         }
     }
 
+    fn drop_client(&mut self, i: usize) {
+        if let Some(c) = self.clients[i].take() {
+            let raw = c.as_raw_fd();
+            self.cleaners.retain(|f| *f != raw);
+        }
+    }
+
     fn client_frame(&mut self, i: usize) {
         let Some(c) = &self.clients[i] else { return };
         let n = match rustix::net::recv(c, &mut self.buf[..], RecvFlags::DONTWAIT) {
@@ -753,10 +767,15 @@ impl Monitor {
             Err(_) => 0,
         };
         if n == 0 {
-            self.clients[i] = None;
+            self.drop_client(i);
             return;
         }
         match self.buf[0] {
+            FRAME_CLEANUP => {
+                if let Some(c) = &self.clients[i] {
+                    self.cleaners.push(c.as_raw_fd());
+                }
+            }
             FRAME_STDIN if self.stdin.is_some() && !self.close_stdin => {
                 self.pending_stdin.extend_from_slice(&self.buf[1..n]);
                 self.flush_stdin();
@@ -847,9 +866,15 @@ impl Monitor {
         let mut frame = [FRAME_EXIT, 0, 0, 0, 0];
         frame[1..].copy_from_slice(&code.to_le_bytes());
         let mut budget = EXIT_FRAME_WAIT_MS;
+        let mut handed_over = false;
         for c in self.clients.drain(..).flatten() {
+            let cleaner = self.cleaners.contains(&c.as_raw_fd());
             loop {
                 match rustix::net::send(&c, &frame, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
+                    Ok(_) if cleaner => {
+                        handed_over = true;
+                        break;
+                    }
                     Err(Errno::AGAIN) if budget > 0 => {
                         let mut p = [PollFd::new(&c, PollFlags::OUT)];
                         let t = rustix::event::Timespec {
@@ -866,7 +891,7 @@ impl Monitor {
         }
         self.attach = None;
 
-        if let Some(cmd) = &self.args.exit_command {
+        if let Some(cmd) = self.args.exit_command.as_ref().filter(|_| !handed_over) {
             let mut argv = Vec::new();
             if let Ok(c) = cstring(cmd) {
                 argv.push(c);

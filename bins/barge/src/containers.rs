@@ -14,6 +14,7 @@ use barge_engine::containers::{
 use barge_engine::EngineError;
 use clap::{Args, Subcommand};
 use serde_json::Value;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
@@ -582,7 +583,7 @@ pub(crate) fn run(
                 } else {
                     uid.to_string()
                 };
-                out.push_str(&format!("{user}\t{pid}\t{ppid}\t{cmd}\n"));
+                let _ = writeln!(out, "{user}\t{pid}\t{ppid}\t{cmd}");
             }
             print!("{}", barge_engine::template::align(&out));
             Ok(())
@@ -680,6 +681,7 @@ fn parse_bytes(s: &str) -> Result<i64> {
     if n < 0.0 {
         bail!("invalid size {s:?}: must be positive");
     }
+    #[allow(clippy::cast_precision_loss)] // mult is at most 2^30: exact
     Ok((n * mult as f64) as i64)
 }
 
@@ -736,7 +738,7 @@ fn create_options(a: &mut RunArgs) -> Result<CreateOptions> {
             ("seccomp", p) => seccomp = p.to_string(),
             ("no-new-privileges", "" | "true") => nnp = true,
             ("no-new-privileges", "false") => nnp = false,
-            ("label", _) | ("apparmor", _) | ("mask", _) | ("unmask", _) => {}
+            ("label" | "apparmor" | "mask" | "unmask", _) => {}
             _ => bail!("invalid --security-opt {o:?}"),
         }
     }
@@ -858,6 +860,9 @@ fn run_container(e: &mut Engine, mut a: RunArgs, start: bool) -> Result<()> {
         let Some(conn) = conn else {
             bail!("container {} did not start", rec.name);
         };
+        // We clean up (and remove with --rm) ourselves as soon as the
+        // container exits: the monitor's exit command is only a fallback.
+        let _ = conn.send(barge_engine::containers::monitor::FRAME_CLEANUP, &[]);
         let io = AttachIo {
             stdin: a.interactive,
             tty: a.tty,
@@ -1163,12 +1168,7 @@ fn inspect(
     match failed {
         Some(e) => {
             eprintln!("Error: {e}");
-            Err(Exit(if values.is_empty() {
-                EXIT_ENGINE
-            } else {
-                EXIT_ENGINE
-            })
-            .into())
+            Err(Exit(EXIT_ENGINE).into())
         }
         None => Ok(()),
     }

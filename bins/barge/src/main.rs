@@ -36,7 +36,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     #[command(flatten)]
-    Containers(containers::TopCommand),
+    Containers(Box<containers::TopCommand>),
     #[command(flatten)]
     Images(images::TopCommand),
 }
@@ -120,6 +120,6 @@ fn run(cli: Cli) -> Result<()> {
     let root = cli.root.as_ref();
     match cli.command {
         Command::Images(c) => images::run(root, c),
-        Command::Containers(c) => containers::run(root, cli.runroot.as_ref(), c),
+        Command::Containers(c) => containers::run(root, cli.runroot.as_ref(), *c),
     }
 }

@@ -151,7 +151,7 @@ impl Engine {
                 crate::containers::validate_name(n)?;
                 n.clone()
             }
-            None => (1..)
+            None => (1..=u32::MAX)
                 .map(|i| format!("barge{i}"))
                 .find(|n| !existing.iter().any(|e| &e.name == n))
                 .unwrap_or_default(),
@@ -199,7 +199,7 @@ impl Engine {
                 EngineError::Invalid(format!("subnet {subnet} has no host addresses"))
             })?,
         };
-        let bridge = (1..)
+        let bridge = (1..=u32::MAX)
             .map(|i| format!("barge{i}"))
             .find(|b| !existing.iter().any(|e| &e.bridge == b))
             .unwrap_or_default();
@@ -360,13 +360,11 @@ fn refresh_peer_hosts(e: &Engine, net: &str, leaving: &str) -> Result<()> {
     Ok(())
 }
 
-/// Attaches a container to bridge networks: a network namespace, an
-/// address on each network, a veth into each bridge, published ports.
-pub fn attach_container(
-    e: &mut Engine,
-    rec: &ContainerRecord,
-    nets: &[String],
-) -> Result<NetSetup> {
+/// Attaches a container to bridge networks, in two phases so the slow
+/// part overlaps the runtime's `create`: [`plan_container`] (network
+/// namespace and addresses, before `create`, which joins the namespace)
+/// then [`plumb_container`] (bridge, veth, ports; before `start`).
+pub fn plan_container(e: &mut Engine, rec: &ContainerRecord, nets: &[String]) -> Result<NetSetup> {
     let netns = e.paths.netns_dir().join(&rec.id);
     barge_net::Netns::remove(&netns)?;
     barge_net::Netns::create(&netns)?;
@@ -374,8 +372,7 @@ pub fn attach_container(
         netns: Some(netns.clone()),
         ..NetSetup::default()
     };
-    let mut attachments = BTreeMap::new();
-    for (i, name) in nets.iter().enumerate() {
+    for name in nets {
         let n = e.network_record(name)?;
         let subnet = n.subnet()?;
         let gateway = n.gateway()?;
@@ -398,6 +395,30 @@ pub fn attach_container(
             tx.update(Table::Networks, &net_name, None, &nrec)?;
             Ok::<_, EngineError>(ip)
         })?;
+        if setup.ip.is_none() {
+            setup.ip = Some(ip.to_string());
+        }
+        if n.dns_enabled {
+            for (_, peer_ip, entry) in hosts_entries(e, &n.name, &rec.id)? {
+                setup.peers.push((peer_ip, entry.names.join(" ")));
+            }
+        }
+        setup.plan.push((n, ip));
+    }
+    Ok(setup)
+}
+
+/// The second phase of attaching (see [`plan_container`]): bridges and
+/// firewalls exist, a veth per network, published ports; records the
+/// attachments.
+pub fn plumb_container(e: &mut Engine, rec: &ContainerRecord, setup: &NetSetup) -> Result<()> {
+    let Some(netns) = setup.netns.clone() else {
+        return Ok(());
+    };
+    let mut attachments = BTreeMap::new();
+    for (i, (n, ip)) in setup.plan.iter().enumerate() {
+        let subnet = n.subnet()?;
+        let gateway = n.gateway()?;
         let created = barge_net::ensure_bridge(&barge_net::BridgeSpec {
             name: n.bridge.clone(),
             gateway,
@@ -415,7 +436,7 @@ pub fn attach_container(
             netns_path: netns.clone(),
             bridge: n.bridge.clone(),
             ifname: format!("eth{i}"),
-            ip,
+            ip: *ip,
             prefix_len: subnet.prefix_len(),
             gateway,
             mac: None,
@@ -429,40 +450,32 @@ pub fn attach_container(
                 mac: barge_net::format_mac(&report.mac),
             },
         );
-        if i == 0 {
-            setup.ip = Some(ip.to_string());
-            if !rec.config.ports.is_empty() {
-                let mut ports: Vec<barge_net::PortMapping> = rec
-                    .config
-                    .ports
-                    .iter()
-                    .map(to_net_port)
-                    .collect::<Result<_>>()?;
-                barge_net::assign_host_ports(&mut ports)?;
-                barge_net::publish_ports(&barge_net::PortPublish {
-                    container_id: rec.id.clone(),
-                    container_ip: ip,
-                    ports: ports.clone(),
-                })?;
-                let assigned: Vec<crate::containers::PortMapping> =
-                    ports.iter().map(from_net_port).collect();
-                e.modify(&rec.id, |r| {
-                    r.config.ports.clone_from(&assigned);
-                    Ok(())
-                })?;
-            }
-        }
-        if n.dns_enabled {
-            for (_, ip, entry) in hosts_entries(e, &n.name, &rec.id)? {
-                setup.peers.push((ip, entry.names.join(" ")));
-            }
+        if i == 0 && !rec.config.ports.is_empty() {
+            let mut ports: Vec<barge_net::PortMapping> = rec
+                .config
+                .ports
+                .iter()
+                .map(to_net_port)
+                .collect::<Result<_>>()?;
+            barge_net::assign_host_ports(&mut ports)?;
+            barge_net::publish_ports(&barge_net::PortPublish {
+                container_id: rec.id.clone(),
+                container_ip: *ip,
+                ports: ports.clone(),
+            })?;
+            let assigned: Vec<crate::containers::PortMapping> =
+                ports.iter().map(from_net_port).collect();
+            e.modify(&rec.id, |r| {
+                r.config.ports.clone_from(&assigned);
+                Ok(())
+            })?;
         }
     }
     e.modify(&rec.id, |r| {
         r.state.networks = attachments;
         Ok(())
     })?;
-    Ok(setup)
+    Ok(())
 }
 
 /// Tells the other members of the container's user networks about it

@@ -12,6 +12,7 @@ use crate::db::Table;
 use crate::error::EngineError;
 use crate::Result;
 use rustix::fd::{AsFd as _, OwnedFd};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -156,11 +157,13 @@ impl Engine {
     /// gone is marked exited (with the monitor's exit code when there is
     /// one) and cleaned up. Cheap when nothing changed.
     pub fn refresh(&mut self, rec: ContainerRecord) -> Result<ContainerRecord> {
-        if !matches!(
+        let running = matches!(
             rec.state.status,
             Status::Running | Status::Paused | Status::Stopping
-        ) && !(rec.state.prepared && rec.state.status == Status::Created && rec.state.pid > 0)
-        {
+        );
+        let created_by_runtime =
+            rec.state.prepared && rec.state.status == Status::Created && rec.state.pid > 0;
+        if !running && !created_by_runtime {
             return Ok(rec);
         }
         let dir = self.paths.container_run_dir(&rec.id);
@@ -192,7 +195,7 @@ impl Engine {
     /// mount, network) and records its exit. Idempotent; removes the
     /// container if it was created with `--rm`.
     pub fn cleanup(&mut self, id: &str) -> Result<()> {
-        let _lock = self.lock(id)?;
+        let lock = self.lock(id)?;
         let Some(rec) = self.db.get::<ContainerRecord>(Table::Containers, id)? else {
             return Ok(());
         };
@@ -245,7 +248,7 @@ impl Engine {
         })?;
         let _ = std::fs::remove_dir_all(&dir);
         if auto_remove {
-            drop(_lock);
+            drop(lock);
             self.remove_record(&rec, true)?;
         }
         Ok(())
@@ -342,7 +345,7 @@ impl Engine {
         let rootfs = self.mount_rootfs(rec)?;
         crate::timing::mark("rootfs mounted");
         let net = self.setup_network(rec)?;
-        crate::timing::mark("network set up");
+        crate::timing::mark("network planned");
         let files = self.write_etc_files(rec, &rootfs, &net)?;
         let (uid, gid, groups) = resolve_user(&rootfs, &rec.config.user)?;
         let volumes = self.prepare_volumes(rec, &rootfs)?;
@@ -424,7 +427,7 @@ impl Engine {
         }
         let runtime = self.runtime_for(rec);
         let log_path = cdir.join("ctr.log");
-        let started = monitor::spawn(&MonitorSpec {
+        let pending = monitor::spawn_begin(&MonitorSpec {
             id: &rec.id,
             monitor: &self.monitor,
             runtime: &runtime,
@@ -437,6 +440,22 @@ impl Engine {
             stdin: rec.config.stdin,
             exit_command,
         })?;
+        crate::timing::mark("monitor spawned");
+        // The veths and ports are set up while the runtime creates the
+        // container (it only needs the namespace to exist).
+        let plumbed = self.plumb_network(rec, &net);
+        crate::timing::mark("network plumbed");
+        let started = pending.finish();
+        if let Err(e) = plumbed {
+            if let Ok(s) = &started {
+                let _ = self.modify(&rec.id, |r| {
+                    r.state.pid = s.pid;
+                    Ok(())
+                });
+            }
+            return Err(e);
+        }
+        let started = started?;
         crate::timing::mark("monitor: container created");
         let pid_start = super::process_start_time(started.pid).unwrap_or(0);
         self.modify(&rec.id, |r| {
@@ -534,17 +553,21 @@ impl Engine {
         }
         for h in &rec.config.add_hosts {
             let (name, ip) = h.split_once(':').unwrap_or((h, ""));
-            hosts.push_str(&format!("{ip}\t{name}\n"));
+            let _ = writeln!(hosts, "{ip}\t{name}");
         }
         match &net.ip {
-            Some(ip) => hosts.push_str(&format!("{ip}\t{hostname} {}\n", rec.name)),
-            None => hosts.push_str(&format!("127.0.1.1\t{hostname} {}\n", rec.name)),
+            Some(ip) => {
+                let _ = writeln!(hosts, "{ip}\t{hostname} {}", rec.name);
+            }
+            None => {
+                let _ = writeln!(hosts, "127.0.1.1\t{hostname} {}", rec.name);
+            }
         }
         let base = cdir.join("hosts.base");
         std::fs::write(&base, &hosts)
             .map_err(EngineError::io(format!("writing {}", base.display())))?;
         for (ip, names) in &net.peers {
-            hosts.push_str(&format!("{ip}\t{names}\n"));
+            let _ = writeln!(hosts, "{ip}\t{names}");
         }
         let p = cdir.join("hosts");
         std::fs::write(&p, hosts).map_err(EngineError::io(format!("writing {}", p.display())))?;
@@ -559,11 +582,11 @@ impl Engine {
                     let ns = ns.trim();
                     if ns.starts_with("127.") || ns == "::1" {
                         if matches!(rec.network(), NetworkMode::Host) {
-                            resolv.push_str(&format!("nameserver {ns}\n"));
+                            let _ = writeln!(resolv, "nameserver {ns}");
                         }
                         continue;
                     }
-                    resolv.push_str(&format!("nameserver {ns}\n"));
+                    let _ = writeln!(resolv, "nameserver {ns}");
                 } else if t.starts_with("search") || t.starts_with("options") {
                     resolv.push_str(t);
                     resolv.push('\n');
@@ -571,7 +594,7 @@ impl Engine {
             }
         } else {
             for d in &rec.config.dns {
-                resolv.push_str(&format!("nameserver {d}\n"));
+                let _ = writeln!(resolv, "nameserver {d}");
             }
         }
         let p = cdir.join("resolv.conf");
@@ -723,7 +746,7 @@ impl Engine {
             rec.state.status,
             Status::Running | Status::Paused | Status::Stopping
         ) {
-            self.wait_gone(&rec, Duration::from_secs(3600));
+            self.wait_gone(&rec, Duration::from_hours(1));
             self.wait_exit_file(&rec, Duration::from_secs(2));
             rec = match self.db.get(Table::Containers, &id)? {
                 Some(r) => self.refresh(r)?,
@@ -817,7 +840,7 @@ impl Engine {
         let rundir = self.paths.container_run_dir(&rec.id);
         let remove_files = |_: &mut Self| -> Result<()> {
             let _ =
-                rustix::mount::unmount(&cdir.join("rootfs"), rustix::mount::UnmountFlags::DETACH);
+                rustix::mount::unmount(cdir.join("rootfs"), rustix::mount::UnmountFlags::DETACH);
             if cdir.exists() {
                 std::fs::remove_dir_all(&cdir)
                     .map_err(EngineError::io(format!("removing {}", cdir.display())))?;

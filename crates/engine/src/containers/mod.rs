@@ -21,6 +21,7 @@ use crate::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -711,24 +712,37 @@ pub fn random_id() -> String {
         let seed = format!("{}-{}", now_nanos(), std::process::id());
         return barge_image::Digest::of(seed.as_bytes()).hex().to_string();
     }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    buf.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
-/// podman-like random names: adjective_noun.
-pub fn random_name(id: &str) -> String {
+/// podman-like random names: `adjective_noun`, from `seed` (hex digits).
+pub fn random_name(seed: &str) -> String {
     const ADJ: &[&str] = &[
         "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
         "nimble", "proud", "quiet", "rapid", "sharp", "tidy", "vivid", "witty", "young", "zen",
+        "agile", "bold", "bright", "clever", "cosmic", "crisp", "daring", "dreamy", "elated",
+        "epic", "fervent", "festive", "fluffy", "frosty", "funny", "gifted", "gracious", "hardy",
+        "hopeful", "humble", "jovial", "kind", "lively", "loyal", "lucky", "mellow", "modest",
+        "noble", "peppy", "plucky", "polite", "quirky", "serene", "shiny", "silly", "snappy",
+        "sunny", "swift", "trusty", "upbeat", "vibrant", "warm", "wise", "zesty",
     ];
     const NOUN: &[&str] = &[
         "otter", "heron", "lynx", "panda", "raven", "salmon", "tapir", "walrus", "yak", "zebra",
         "badger", "cobra", "dingo", "eagle", "ferret", "gecko", "ibis", "koala", "llama", "moose",
+        "bison", "camel", "crane", "dolphin", "falcon", "gazelle", "hamster", "hedgehog", "jaguar",
+        "kestrel", "lemur", "magpie", "marmot", "narwhal", "ocelot", "osprey", "parrot", "pelican",
+        "penguin", "puffin", "quokka", "rabbit", "seal", "sparrow", "squid", "stork", "swan",
+        "tiger", "toucan", "turtle", "viper", "vole", "weasel", "wombat", "wren", "beaver",
+        "coyote", "donkey", "finch", "gopher",
     ];
-    let n = u64::from_str_radix(&id[..12], 16).unwrap_or(0);
+    let n = u64::from_str_radix(&seed[..seed.len().min(15)], 16).unwrap_or(0);
     format!(
         "{}_{}",
         ADJ[(n % ADJ.len() as u64) as usize],
-        NOUN[((n / 31) % NOUN.len() as u64) as usize]
+        NOUN[((n / ADJ.len() as u64) % NOUN.len() as u64) as usize]
     )
 }
 
@@ -975,10 +989,10 @@ impl Engine {
         }
 
         let id = random_id();
-        let name = match opts.name {
+        let name = match &opts.name {
             Some(n) => {
-                validate_name(&n)?;
-                n
+                validate_name(n)?;
+                n.clone()
             }
             None => random_name(&id),
         };
@@ -995,20 +1009,30 @@ impl Engine {
         let dir = self.paths.container_dir(&id);
         std::fs::create_dir_all(&dir)
             .map_err(EngineError::io(format!("creating {}", dir.display())))?;
-        let inserted = self
-            .db
-            .write(|tx| tx.insert(Table::Containers, &id, Some(&name), &rec));
-        match inserted {
-            Ok(Inserted::Yes) => Ok(rec),
-            Ok(Inserted::Conflict) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                Err(EngineError::NameInUse(name))
-            }
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                Err(e.into())
+        let generated = opts.name.is_none();
+        let mut rec = rec;
+        for attempt in 0..16 {
+            let inserted = self
+                .db
+                .write(|tx| tx.insert(Table::Containers, &id, Some(&rec.name), &rec));
+            match inserted {
+                Ok(Inserted::Yes) => return Ok(rec),
+                Ok(Inserted::Conflict) if generated && attempt < 15 => {
+                    // Another container has this generated name: pick another.
+                    rec.name = random_name(&random_id());
+                }
+                Ok(Inserted::Conflict) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(EngineError::NameInUse(rec.name));
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(e.into());
+                }
             }
         }
+        let _ = std::fs::remove_dir_all(&dir);
+        Err(EngineError::NameInUse(rec.name))
     }
 }
 

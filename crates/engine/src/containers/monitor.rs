@@ -22,6 +22,9 @@ pub const FRAME_STDIN: u8 = 0;
 pub const FRAME_RESIZE: u8 = 1;
 /// Client → monitor: close the container's stdin.
 pub const FRAME_CLOSE_STDIN: u8 = 2;
+/// Client → monitor: this client cleans up after the exit, so the exit
+/// command is not needed if it is still connected then.
+pub const FRAME_CLEANUP: u8 = 3;
 
 /// What the monitor needs to start a container.
 #[derive(Debug, Clone)]
@@ -66,9 +69,22 @@ pub struct Started {
     pub monitor_pid: i32,
 }
 
+/// A monitor creating its container (see [`spawn`]).
+pub struct Pending {
+    read: OwnedFd,
+    id: String,
+    dir: PathBuf,
+}
+
 /// Spawns the monitor, which creates the container with the runtime; returns
 /// once the container exists, or the runtime's error.
 pub fn spawn(spec: &MonitorSpec<'_>) -> Result<Started> {
+    spawn_begin(spec)?.finish()
+}
+
+/// Starts the monitor and returns while the runtime creates the container;
+/// [`Pending::finish`] waits for the outcome.
+pub fn spawn_begin(spec: &MonitorSpec<'_>) -> Result<Pending> {
     let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| EngineError::io("creating the monitor's sync pipe")(e.into()))?;
     // The write end must survive exec: clear its close-on-exec flag. The
@@ -120,13 +136,29 @@ pub fn spawn(spec: &MonitorSpec<'_>) -> Result<Started> {
             exit_code: None,
         });
     }
+    Ok(Pending {
+        read,
+        id: spec.id.to_string(),
+        dir: spec.dir.to_path_buf(),
+    })
+}
+
+impl Pending {
+    /// Waits until the container exists (or the runtime failed).
+    pub fn finish(self) -> Result<Started> {
+        let Self { read, id, dir } = self;
+        finish(read, &id, &dir)
+    }
+}
+
+fn finish(read: OwnedFd, id: &str, dir: &Path) -> Result<Started> {
     let mut text = String::new();
     std::fs::File::from(read)
         .read_to_string(&mut text)
         .map_err(EngineError::io("reading the monitor's sync pipe"))?;
     let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     let reply: SyncReply = serde_json::from_str(line).map_err(|_| EngineError::Runtime {
-        id: spec.id.to_string(),
+        id: id.to_string(),
         message: if line.is_empty() {
             "the monitor exited without creating the container".into()
         } else {
@@ -136,13 +168,13 @@ pub fn spawn(spec: &MonitorSpec<'_>) -> Result<Started> {
     })?;
     if let Some(error) = reply.error {
         return Err(EngineError::Runtime {
-            id: spec.id.to_string(),
+            id: id.to_string(),
             exit_code: Some(classify_exec_error(&error)),
             message: error,
         });
     }
     let pid = reply.pid.unwrap_or(0);
-    let monitor_pid = std::fs::read_to_string(spec.dir.join("monitor.pid"))
+    let monitor_pid = std::fs::read_to_string(dir.join("monitor.pid"))
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0);

@@ -14,15 +14,24 @@ pub struct NetSetup {
     pub ip: Option<String>,
     /// Other containers on its networks: (ip, "hostname name").
     pub peers: Vec<(String, String)>,
+    /// The networks and the addresses reserved on them.
+    pub plan: Vec<(crate::networks::NetworkRecord, std::net::Ipv4Addr)>,
 }
 
 impl Engine {
-    /// Sets up the container's network before it is created.
+    /// Plans the container's network before it is created: its network
+    /// namespace and addresses (see [`crate::networks::plan_container`]).
     pub fn setup_network(&mut self, rec: &ContainerRecord) -> Result<NetSetup> {
         match rec.network() {
-            NetworkMode::Bridge(nets) => crate::networks::attach_container(self, rec, &nets),
+            NetworkMode::Bridge(nets) => crate::networks::plan_container(self, rec, &nets),
             _ => Ok(NetSetup::default()),
         }
+    }
+
+    /// Connects the planned network (bridges, veths, ports) while the
+    /// runtime creates the container.
+    pub fn plumb_network(&mut self, rec: &ContainerRecord, setup: &NetSetup) -> Result<()> {
+        crate::networks::plumb_container(self, rec, setup)
     }
 
     /// Tears the container's network down (best effort, idempotent).

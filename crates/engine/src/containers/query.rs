@@ -42,6 +42,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// Parses RFC 3339 timestamps as the monitor writes them (UTC) into unix
 /// nanoseconds; also accepts `+00:00` offsets.
+#[allow(clippy::many_single_char_names)] // y, m, d, h: the calendar fields
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[10] != b'T' {
@@ -233,7 +234,7 @@ impl Engine {
                 out.push(rec);
             }
         }
-        out.sort_by(|a, b| b.created.cmp(&a.created));
+        out.sort_by_key(|r| std::cmp::Reverse(r.created));
         if opts.latest {
             out.truncate(1);
         }
@@ -659,7 +660,7 @@ impl Engine {
                 file = std::fs::File::open(&path).ok();
             }
             if let Some(f) = file.as_mut() {
-                let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+                let len = f.metadata().map_or(0, |m| m.len());
                 if len < pos {
                     pos = 0; // truncated (log size limit)
                 }
@@ -701,14 +702,14 @@ mod tests {
     fn time_round_trip() {
         let t = 1_764_554_584_123_456_789;
         let s = rfc3339(t);
-        assert_eq!(s, "2025-12-01T01:23:04.123456789Z");
+        assert_eq!(s, "2025-12-01T02:03:04.123456789Z");
         assert_eq!(parse_rfc3339(&s), Some(t));
         assert_eq!(
-            parse_rfc3339("2025-12-01T01:23:04.123456789+00:00"),
+            parse_rfc3339("2025-12-01T02:03:04.123456789+00:00"),
             Some(t)
         );
         assert_eq!(
-            parse_rfc3339("2025-12-01T02:23:04+01:00"),
+            parse_rfc3339("2025-12-01T03:03:04+01:00"),
             Some(t - 123_456_789)
         );
         assert!(parse_time("10m").is_ok());

@@ -197,13 +197,12 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs<'_>) -> Result<Value, Engin
         json!({"type": "mount"}),
     ];
     match &rec.network() {
-        NetworkMode::Host => {}
+        NetworkMode::Host | NetworkMode::Container(_) => {}
         NetworkMode::None => namespaces.push(json!({"type": "network"})),
         NetworkMode::Bridge(_) => match inp.netns {
             Some(p) => namespaces.push(json!({"type": "network", "path": p})),
             None => namespaces.push(json!({"type": "network"})),
         },
-        NetworkMode::Container(_) => {}
     }
     for (ty, path) in &inp.join {
         namespaces.retain(|n| n["type"] != *ty);
@@ -301,8 +300,8 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs<'_>) -> Result<Value, Engin
         res["memory"] = json!({"limit": m});
     }
     if let Some(c) = cfg.cpus {
-        let period: u64 = 100_000;
-        res["cpu"] = json!({"quota": (c * period as f64) as i64, "period": period});
+        let period: u32 = 100_000;
+        res["cpu"] = json!({"quota": (c * f64::from(period)) as i64, "period": period});
     }
     if let Some(p) = cfg.pids_limit {
         res["pids"] = json!({"limit": p});
