@@ -504,6 +504,7 @@ pub fn unpack(
     let mut entries = 0u64;
     let mut skipped_devices = 0u64;
     let mut dirs: Vec<DeferredDir> = Vec::new();
+    let mut copy_buf = vec![0u8; COPY_BUF];
     {
         let mut archive = tar::Archive::new(&mut hashing);
         for entry in archive.entries().map_err(stream_err)? {
@@ -600,7 +601,14 @@ pub fn unpack(
                     )
                     .map_err(ctx.io("create file"))?;
                     let mut file = File::from(fd);
-                    io::copy(&mut entry, &mut file).map_err(stream_err)?;
+                    copy_entry(&mut entry, &mut file, &mut copy_buf).map_err(|e| match e {
+                        CopyError::Read(e) => stream_err(e),
+                        CopyError::Write(e) => LayerError::Io {
+                            entry: ctx.entry.clone(),
+                            op: "write file",
+                            source: e,
+                        },
+                    })?;
                     apply_fd_meta(&ctx, file.as_fd(), &meta, true)?;
                 }
                 tar::EntryType::Symlink => {
@@ -733,6 +741,43 @@ pub fn unpack(
         entries,
         skipped_devices,
     })
+}
+
+/// Buffer for copying file contents out of the tar stream: large enough
+/// that a big file costs few read and write calls.
+const COPY_BUF: usize = 256 * 1024;
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Copies `from` to `to` through `buf`, telling read errors (the layer
+/// stream) from write errors (the disk) apart.
+fn copy_entry(from: &mut impl Read, to: &mut File, buf: &mut [u8]) -> Result<u64, CopyError> {
+    use std::io::Write as _;
+    let mut total = 0u64;
+    loop {
+        // Fill the buffer as far as the stream gives before writing, so a
+        // file is written in few large chunks.
+        let mut n = 0;
+        while n < buf.len() {
+            match from.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(CopyError::Read(e)),
+            }
+        }
+        if n == 0 {
+            return Ok(total);
+        }
+        to.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        total += n as u64;
+        if n < buf.len() {
+            return Ok(total);
+        }
+    }
 }
 
 fn entry_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
