@@ -29,11 +29,14 @@ enum Msg {
 pub(crate) struct LayerSink {
     blob: BlobWriter,
     tx: Option<SyncSender<Msg>>,
+    /// Chunks the reader is done with, for reuse.
+    spent: Option<Receiver<Vec<u8>>>,
 }
 
 /// The unpack side: a [`Read`] over the downloaded bytes.
 pub(crate) struct StreamReader {
     rx: Receiver<Msg>,
+    spent: SyncSender<Vec<u8>>,
     chunk: Vec<u8>,
     pos: usize,
     ended: bool,
@@ -43,16 +46,27 @@ pub(crate) struct StreamReader {
 
 /// A sink writing only the blob (for layers that need no unpacking).
 pub(crate) fn blob_only(blob: BlobWriter) -> LayerSink {
-    LayerSink { blob, tx: None }
+    LayerSink {
+        blob,
+        tx: None,
+        spent: None,
+    }
 }
 
 /// A sink writing the blob and feeding the returned reader.
 pub(crate) fn tee(blob: BlobWriter) -> (LayerSink, StreamReader) {
     let (tx, rx) = sync_channel(CHANNEL_CHUNKS);
+    // One more than can be in flight, so returning a chunk never blocks.
+    let (spent_tx, spent_rx) = sync_channel(CHANNEL_CHUNKS + 2);
     (
-        LayerSink { blob, tx: Some(tx) },
+        LayerSink {
+            blob,
+            tx: Some(tx),
+            spent: Some(spent_rx),
+        },
         StreamReader {
             rx,
+            spent: spent_tx,
             chunk: Vec::new(),
             pos: 0,
             ended: false,
@@ -65,7 +79,7 @@ impl LayerSink {
     /// Commits the blob (fsync, digest check, rename), then ends the
     /// unpacker's stream.
     pub(crate) fn finish(self) -> Result<(), StoreError> {
-        let Self { blob, tx } = self;
+        let Self { blob, tx, .. } = self;
         blob.commit()?;
         if let Some(tx) = tx {
             // A gone unpacker has its own error to report.
@@ -79,7 +93,14 @@ impl Write for LayerSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.blob.write_all(buf)?;
         if let Some(tx) = &self.tx {
-            if tx.send(Msg::Data(buf.to_vec())).is_err() {
+            let mut chunk = self
+                .spent
+                .as_ref()
+                .and_then(|r| r.try_recv().ok())
+                .unwrap_or_default();
+            chunk.clear();
+            chunk.extend_from_slice(buf);
+            if tx.send(Msg::Data(chunk)).is_err() {
                 return Err(io::Error::other("layer unpack stopped"));
             }
         }
@@ -102,7 +123,11 @@ impl Read for StreamReader {
             }
             match self.rx.recv() {
                 Ok(Msg::Data(v)) => {
-                    self.chunk = v;
+                    let done = std::mem::replace(&mut self.chunk, v);
+                    if done.capacity() > 0 {
+                        // Full or gone sender: the chunk is simply freed.
+                        let _ = self.spent.try_send(done);
+                    }
                     self.pos = 0;
                 }
                 Ok(Msg::End) => self.ended = true,
