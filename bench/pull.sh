@@ -3,7 +3,7 @@
 # generated image from a private local registry, cold store each time,
 # alternating, in one invocation.
 #
-# Usage: bench/pull.sh [--quick] [-n ROUNDS] [--csv FILE] [--keep-image]
+# Usage: bench/pull.sh [--quick] [-n ROUNDS] [--csv FILE]
 #   --quick      2 rounds (smoke test)
 #   -n ROUNDS    measured rounds, each one pull by each tool (default 5;
 #                env PULL_ROUNDS)
@@ -37,9 +37,9 @@
 #     store is never touched). The stores are kept until the end (~0.7 GB
 #     a round; nothing is deleted between samples) and go with the fs.
 #     `sync` runs before every timed pull so one tool's writeback never
-#     lands in the other's sample. Both tools unpack every layer during the pull
-#     (podman into overlay diff dirs, barge into layers/<diffid>), so both
-#     end with the image stored and ready to run.
+#     lands in the other's sample. Both tools unpack every layer during the
+#     pull (podman into overlay diff dirs, barge into layers/<diffid>), so
+#     both end with the image stored and ready to run.
 #   - One sample is the wall time of the pull command (date +%s%N around
 #     it). After each pull the image is checked to be there (barge: `images
 #     -q` and six unpacked layers; podman: `image exists`).
@@ -84,16 +84,19 @@ fi
 WORK=$(mktemp -d /var/tmp/barge-pullbench.XXXXXX)
 REG_PID=""
 LOOP=""
+STORES=""
 cleanup() {
     if [ -n "$REG_PID" ]; then
         kill "$REG_PID" 2>/dev/null || true
         wait "$REG_PID" 2>/dev/null || true
     fi
     # podman's overlay driver may leave its home bind-mounted: unmount
-    # anything below WORK (deepest first, the store fs last).
-    awk -v w="$WORK/" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+    # anything below WORK or STORES (deepest first, the store fs last).
+    awk -v w="$WORK/" -v s="${STORES:-$WORK}/" 'index($5, w) == 1 || index($5, s) == 1 { print $5 }' \
+        /proc/self/mountinfo | sort -r |
         while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
     [ -n "$LOOP" ] && losetup -d "$LOOP" 2>/dev/null
+    [ -n "$STORES" ] && rm -rf "$STORES"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
