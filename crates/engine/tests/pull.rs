@@ -114,6 +114,9 @@ fn push(
 }
 
 fn pull(store: &Store, reference: &str) -> barge_engine::Result<images::PullReport> {
+    // No registries.conf (a missing file, no drop-ins): the host's must not
+    // redirect the test registry.
+    let conf = store.root().join("no-registries.conf");
     images::pull(
         store,
         &PullOptions {
@@ -121,9 +124,11 @@ fn pull(store: &Store, reference: &str) -> barge_engine::Result<images::PullRepo
             platform: Some("linux/amd64".into()),
             registry: RegistryOptions {
                 tls_verify: false,
+                registries_conf: Some(images::ConfigPaths::only(conf)),
                 ..RegistryOptions::default()
             },
             jobs: 3,
+            interactive: false,
         },
         None,
     )
