@@ -457,7 +457,9 @@ fn pull(root: Option<&PathBuf>, a: PullArgs) -> Result<()> {
         reference: a.image.clone(),
         platform: a.platform,
         registry: a.tls.options(),
-        jobs: 3,
+        // Layers download and unpack in parallel, up to 6 at a time (as
+        // many as podman copies at once).
+        jobs: 6,
         interactive: std::io::stdin().is_terminal() && std::io::stdout().is_terminal(),
     };
     let report = images::pull(&store, &opts, Some(&|p: &Progress| rep.event(p)))?;

@@ -1194,8 +1194,25 @@ fn pull_from(
         source,
         failed: Vec::new(),
     };
+    // The config first: its DiffIDs let layers unpack while they download.
+    let cd = idigest(&manifest.config.digest)?;
+    if !store.has_blob(&cd) {
+        let mut w = store.blob_writer(Some(cd.clone()))?;
+        c.get_blob(
+            r,
+            &manifest.config.digest,
+            Some(manifest.config.size),
+            &mut w,
+        )
+        .map_err(EngineError::registry(ctx.clone()))?;
+        w.commit()?;
+    }
+    let diff_ids = config_diff_ids(store, &cd, manifest.layers.len());
+    let unpack_opts = UnpackOptions::for_current_user();
     let mut wanted = Vec::new();
-    for l in &manifest.layers {
+    // Per wanted blob: the layer to unpack from the download, if any.
+    let mut stream_to: Vec<Option<(Digest, String)>> = Vec::new();
+    for (n, l) in manifest.layers.iter().enumerate() {
         let d = idigest(&l.digest)?;
         if store.has_blob(&d) {
             progress(&Progress::Done {
@@ -1208,6 +1225,13 @@ fn pull_from(
                 digest: l.digest.clone(),
                 size: l.size,
             });
+            stream_to.push(
+                diff_ids
+                    .as_ref()
+                    .map(|ids| ids[n].clone())
+                    .filter(|id| !store.has_layer(id))
+                    .map(|id| (id, l.media_type.clone())),
+            );
         }
     }
     for b in &wanted {
@@ -1216,45 +1240,19 @@ fn pull_from(
             size: b.size,
         });
     }
-    let writers = c
-        .pull_blobs(
-            r,
-            &wanted,
-            jobs.max(1),
-            |d| {
-                let exp = idigest(d).map_err(|e| std::io::Error::other(e.to_string()))?;
-                store
-                    .blob_writer(Some(exp))
-                    .map_err(|e| std::io::Error::other(e.to_string()))
-            },
-            |d, done, total| {
-                progress(&Progress::Bytes {
-                    digest: d.to_string(),
-                    done,
-                    total,
-                });
-            },
-        )
-        .map_err(EngineError::registry(ctx.clone()))?;
-    for (w, b) in writers.into_iter().zip(&wanted) {
-        w.commit()?;
-        progress(&Progress::Done {
-            digest: b.digest.to_string(),
-            skipped: false,
-        });
+    download_layers(
+        store,
+        c,
+        r,
+        &wanted,
+        &stream_to,
+        jobs.max(1),
+        &unpack_opts,
+        progress,
+        &ctx,
+    )?;
+    for b in &wanted {
         report.downloaded.push(b.digest.to_string());
-    }
-    let cd = idigest(&manifest.config.digest)?;
-    if !store.has_blob(&cd) {
-        let mut w = store.blob_writer(Some(cd.clone()))?;
-        c.get_blob(
-            r,
-            &manifest.config.digest,
-            Some(manifest.config.size),
-            &mut w,
-        )
-        .map_err(EngineError::registry(ctx.clone()))?;
-        w.commit()?;
     }
     progress(&Progress::Config {
         digest: manifest.config.digest.to_string(),
@@ -1269,11 +1267,13 @@ fn pull_from(
         platform: None,
         annotations: std::collections::BTreeMap::new(),
     };
+    // Layers already unpacked above are skipped here; this unpacks those
+    // whose blob was in the store already but not their layer.
     let (img, _) = barge_image::commit_image(
         store,
         &desc,
         std::slice::from_ref(&name),
-        Some(&UnpackOptions::for_current_user()),
+        Some(&unpack_opts),
     )?;
     progress(&Progress::Signatures);
     report.id = img.id.hex().to_string();
@@ -1281,6 +1281,121 @@ fn pull_from(
     // the store's grace period) go now rather than waiting for gc.
     let _ = store.clean_temp();
     Ok(report)
+}
+
+/// The DiffIDs of the config blob `config`, if it lists exactly `layers`
+/// valid ones (otherwise layers are unpacked only by `commit_image`, which
+/// reports the problem).
+fn config_diff_ids(store: &Store, config: &Digest, layers: usize) -> Option<Vec<Digest>> {
+    let data = store.read_blob(config, MAX_CONFIG).ok()?;
+    let v: Value = serde_json::from_slice(&data).ok()?;
+    let ids = v.get("rootfs")?.get("diff_ids")?.as_array()?;
+    if ids.len() != layers {
+        return None;
+    }
+    ids.iter()
+        .map(|d| d.as_str().and_then(|s| Digest::parse(s).ok()))
+        .collect()
+}
+
+/// Downloads `wanted` into the store with `jobs` threads. A blob with a
+/// DiffID in `stream_to` is unpacked by a thread of its own while it
+/// downloads (the layer is renamed into place only after the blob was
+/// verified and committed and the DiffID matched). Every blob is committed
+/// as soon as it is complete. On failure the root cause is returned: a
+/// failed download (its digest, size or transport) over the unpack error it
+/// caused, an unpack error of a verified blob, or a store error.
+#[allow(clippy::too_many_arguments)]
+fn download_layers(
+    store: &Store,
+    c: &Client,
+    r: &Reference,
+    wanted: &[BlobRequest],
+    stream_to: &[Option<(Digest, String)>],
+    jobs: usize,
+    unpack_opts: &UnpackOptions,
+    progress: ProgressFn,
+    ctx: &str,
+) -> Result<()> {
+    use crate::layer_stream;
+    use std::sync::Mutex;
+    // Errors that are root causes (unpack or commit), in arrival order.
+    let failures: Mutex<Vec<StoreError>> = Mutex::new(Vec::new());
+    let fail = |e: StoreError| {
+        failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(e);
+    };
+    let pulled = std::thread::scope(|s| {
+        c.pull_blobs_each(
+            r,
+            wanted,
+            jobs,
+            |d| {
+                let i = wanted.iter().position(|b| &b.digest == d).unwrap_or(0);
+                let exp = idigest(d).map_err(|e| std::io::Error::other(e.to_string()))?;
+                let w = store
+                    .blob_writer(Some(exp.clone()))
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                let Some((diff_id, media_type)) = stream_to.get(i).cloned().flatten() else {
+                    return Ok(layer_stream::blob_only(w));
+                };
+                let (sink, mut reader) = layer_stream::tee(w);
+                let fail = &fail;
+                s.spawn(move || {
+                    let res = store.unpack_layer_from(
+                        &mut reader,
+                        &exp,
+                        Some(&media_type),
+                        Some(&diff_id),
+                        unpack_opts,
+                    );
+                    // On failure, read on to the end of the download: if
+                    // the blob turns out bad (digest, size, transport), that
+                    // is the root cause and the download reports it;
+                    // otherwise the layer's content is at fault.
+                    if let Err(e) = res {
+                        let drained = std::io::copy(&mut reader, &mut std::io::sink());
+                        if drained.is_ok() && !reader.aborted {
+                            fail(e);
+                        }
+                    }
+                });
+                Ok(sink)
+            },
+            |d, done, total| {
+                progress(&Progress::Bytes {
+                    digest: d.to_string(),
+                    done,
+                    total,
+                });
+            },
+            |i, sink| {
+                sink.finish().map_err(|e| {
+                    let msg = e.to_string();
+                    fail(e);
+                    std::io::Error::other(msg)
+                })?;
+                if let Some(b) = wanted.get(i) {
+                    progress(&Progress::Done {
+                        digest: b.digest.to_string(),
+                        skipped: false,
+                    });
+                }
+                Ok(())
+            },
+        )
+        .map_err(EngineError::registry(ctx.to_string()))
+        // The scope joins the unpack threads before returning.
+    });
+    let mut failures = failures
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !failures.is_empty() {
+        return Err(failures.remove(0).into());
+    }
+    pulled
 }
 
 /// Reports bytes read as [`Progress::Bytes`].

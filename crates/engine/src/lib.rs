@@ -19,6 +19,7 @@ pub mod containers;
 pub mod db;
 pub mod error;
 pub mod images;
+mod layer_stream;
 pub mod networks;
 pub mod template;
 pub mod timing;

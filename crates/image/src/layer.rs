@@ -285,6 +285,9 @@ struct Ctx<'a> {
     root: OwnedFd,
     opts: &'a UnpackOptions,
     entry: String,
+    /// Who owns what this unpack creates, when that is certain (no
+    /// set-group-ID directory above): a chown to it is skipped.
+    creator: Option<(rfs::Uid, rfs::Gid)>,
 }
 
 impl Ctx<'_> {
@@ -412,6 +415,25 @@ impl Ctx<'_> {
         }
     }
 
+    /// Runs `create` for `name` in `dir`; if something is in the way,
+    /// removes it ([`Ctx::clear`]) and runs `create` again. Cheaper than
+    /// looking first, since layers mostly add new names.
+    fn create<T>(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        op: &'static str,
+        create: impl Fn() -> Result<T, Errno>,
+    ) -> Result<T, LayerError> {
+        match create() {
+            Err(Errno::EXIST) => {
+                self.clear(dir, name, false)?;
+                create().map_err(self.io(op))
+            }
+            r => r.map_err(self.io(op)),
+        }
+    }
+
     fn owner(&self, uid: u64, gid: u64) -> Result<(rfs::Uid, rfs::Gid), LayerError> {
         let u = map_id(&self.opts.uid_map, uid).ok_or_else(|| LayerError::Unmapped {
             entry: self.entry.clone(),
@@ -492,10 +514,16 @@ pub fn unpack(
         )?),
     };
     let mut hashing = HashingReader::new(stream);
+    // New entries belong to our fs ids unless a set-group-ID directory
+    // makes them inherit its group; below the root, directories get their
+    // modes only at the end, so only the root can be one.
+    let root_setgid = rfs::fstat(&root).map_or(true, |st| st.st_mode & 0o2000 != 0);
+    let creator = (!root_setgid).then(|| (rustix::process::geteuid(), rustix::process::getegid()));
     let mut ctx = Ctx {
         root,
         opts,
         entry: String::new(),
+        creator,
     };
     let stream_err = |source| LayerError::Stream {
         compression: compression.name(),
@@ -504,6 +532,16 @@ pub fn unpack(
     let mut entries = 0u64;
     let mut skipped_devices = 0u64;
     let mut dirs: Vec<DeferredDir> = Vec::new();
+    let mut copy_buf = vec![0u8; COPY_BUF];
+    // The last parent directory opened, by its components: tar entries
+    // come grouped by directory, so most entries reuse it instead of
+    // walking from the root again. It always is what a fresh walk would
+    // open: only an entry naming the directory itself or an ancestor (or
+    // whiting one out) can replace it, and such an entry's parent is a
+    // shorter path, so it has replaced the cache before it acts. Paths are
+    // lexical and symlink-free (open_dir refuses symlinks), so no other
+    // path reaches the same directory.
+    let mut parent_cache: Option<(Vec<Vec<u8>>, OwnedFd)> = None;
     {
         let mut archive = tar::Archive::new(&mut hashing);
         for entry in archive.entries().map_err(stream_err)? {
@@ -520,7 +558,7 @@ pub fn unpack(
                 // The root itself ("./"): its ownership, xattrs, mode and
                 // mtime become the layer root's.
                 if kind == tar::EntryType::Directory {
-                    apply_fd_meta(&ctx, &ctx.root, &meta, false)?;
+                    apply_fd_meta(&ctx, &ctx.root, &meta, false, false)?;
                     dirs.push(DeferredDir {
                         comps: Vec::new(),
                         mode: meta.mode,
@@ -529,8 +567,15 @@ pub fn unpack(
                 }
                 continue;
             };
+            let dir = match &parent_cache {
+                Some((p, fd)) if p.as_slice() == parent => fd,
+                _ => {
+                    &parent_cache
+                        .insert((parent.to_vec(), ctx.open_dir(parent, true)?))
+                        .1
+                }
+            };
             let name = OsStr::from_bytes(name);
-            let dir = ctx.open_dir(parent, true)?;
             let dir = dir.as_fd();
 
             // Whiteouts.
@@ -551,25 +596,33 @@ pub fn unpack(
                     });
                 } else {
                     let target = OsStr::from_bytes(target);
-                    ctx.clear(dir, target, false)?;
-                    rfs::mknodat(
-                        dir,
-                        target,
-                        FileType::CharacterDevice,
-                        Mode::empty(),
-                        rfs::makedev(0, 0),
-                    )
-                    .map_err(ctx.io("create whiteout device"))?;
+                    ctx.create(dir, target, "create whiteout device", || {
+                        rfs::mknodat(
+                            dir,
+                            target,
+                            FileType::CharacterDevice,
+                            Mode::empty(),
+                            rfs::makedev(0, 0),
+                        )
+                    })?;
                 }
                 continue;
             }
 
             match kind {
                 tar::EntryType::Directory => {
-                    if !ctx.clear(dir, name, true)? {
-                        rfs::mkdirat(dir, name, Mode::from_raw_mode(0o700))
-                            .map_err(ctx.io("mkdir"))?;
-                    }
+                    let fresh = match rfs::mkdirat(dir, name, Mode::from_raw_mode(0o700)) {
+                        Ok(()) => true,
+                        // An existing directory stays (and keeps its
+                        // content); anything else there is replaced.
+                        Err(Errno::EXIST) if ctx.clear(dir, name, true)? => false,
+                        Err(Errno::EXIST) => {
+                            rfs::mkdirat(dir, name, Mode::from_raw_mode(0o700))
+                                .map_err(ctx.io("mkdir"))?;
+                            true
+                        }
+                        Err(e) => return Err(ctx.io("mkdir")(e)),
+                    };
                     let fd = rfs::openat(
                         dir,
                         name,
@@ -577,7 +630,7 @@ pub fn unpack(
                         Mode::empty(),
                     )
                     .map_err(ctx.io("open directory"))?;
-                    apply_fd_meta(&ctx, &fd, &meta, false)?;
+                    apply_fd_meta(&ctx, &fd, &meta, false, fresh)?;
                     dirs.push(DeferredDir {
                         comps: comps.clone(),
                         mode: meta.mode,
@@ -587,27 +640,34 @@ pub fn unpack(
                 tar::EntryType::Regular
                 | tar::EntryType::Continuous
                 | tar::EntryType::GNUSparse => {
-                    ctx.clear(dir, name, false)?;
-                    let fd = rfs::openat(
-                        dir,
-                        name,
-                        OFlags::WRONLY
-                            | OFlags::CREATE
-                            | OFlags::EXCL
-                            | OFlags::NOFOLLOW
-                            | OFlags::CLOEXEC,
-                        Mode::from_raw_mode(0o600),
-                    )
-                    .map_err(ctx.io("create file"))?;
+                    let fd = ctx.create(dir, name, "create file", || {
+                        rfs::openat(
+                            dir,
+                            name,
+                            OFlags::WRONLY
+                                | OFlags::CREATE
+                                | OFlags::EXCL
+                                | OFlags::NOFOLLOW
+                                | OFlags::CLOEXEC,
+                            Mode::from_raw_mode(0o600),
+                        )
+                    })?;
                     let mut file = File::from(fd);
-                    io::copy(&mut entry, &mut file).map_err(stream_err)?;
-                    apply_fd_meta(&ctx, file.as_fd(), &meta, true)?;
+                    copy_entry(&mut entry, &mut file, &mut copy_buf).map_err(|e| match e {
+                        CopyError::Read(e) => stream_err(e),
+                        CopyError::Write(e) => LayerError::Io {
+                            entry: ctx.entry.clone(),
+                            op: "write file",
+                            source: e,
+                        },
+                    })?;
+                    apply_fd_meta(&ctx, file.as_fd(), &meta, true, true)?;
                 }
                 tar::EntryType::Symlink => {
                     let target = entry.link_name_bytes().unwrap_or_default().into_owned();
-                    ctx.clear(dir, name, false)?;
-                    rfs::symlinkat(OsStr::from_bytes(&target), dir, name)
-                        .map_err(ctx.io("create symlink"))?;
+                    ctx.create(dir, name, "create symlink", || {
+                        rfs::symlinkat(OsStr::from_bytes(&target), dir, name)
+                    })?;
                     apply_at_meta(&ctx, dir, name, &meta, false)?;
                 }
                 tar::EntryType::Link => {
@@ -651,9 +711,9 @@ pub fn unpack(
                             })
                         }
                     }
-                    ctx.clear(dir, name, false)?;
-                    rfs::linkat(&tdir, tname, dir, name, AtFlags::empty())
-                        .map_err(ctx.io("create hardlink"))?;
+                    ctx.create(dir, name, "create hardlink", || {
+                        rfs::linkat(&tdir, tname, dir, name, AtFlags::empty())
+                    })?;
                 }
                 tar::EntryType::Char | tar::EntryType::Block => {
                     match ctx.opts.devices {
@@ -675,21 +735,21 @@ pub fn unpack(
                     } else {
                         FileType::BlockDevice
                     };
-                    ctx.clear(dir, name, false)?;
-                    rfs::mknodat(
-                        dir,
-                        name,
-                        ft,
-                        Mode::from_raw_mode(0o600),
-                        rfs::makedev(major, minor),
-                    )
-                    .map_err(ctx.io("mknod device"))?;
+                    ctx.create(dir, name, "mknod device", || {
+                        rfs::mknodat(
+                            dir,
+                            name,
+                            ft,
+                            Mode::from_raw_mode(0o600),
+                            rfs::makedev(major, minor),
+                        )
+                    })?;
                     apply_at_meta(&ctx, dir, name, &meta, true)?;
                 }
                 tar::EntryType::Fifo => {
-                    ctx.clear(dir, name, false)?;
-                    rfs::mknodat(dir, name, FileType::Fifo, Mode::from_raw_mode(0o600), 0)
-                        .map_err(ctx.io("mkfifo"))?;
+                    ctx.create(dir, name, "mkfifo", || {
+                        rfs::mknodat(dir, name, FileType::Fifo, Mode::from_raw_mode(0o600), 0)
+                    })?;
                     apply_at_meta(&ctx, dir, name, &meta, true)?;
                 }
                 other => {
@@ -733,6 +793,43 @@ pub fn unpack(
         entries,
         skipped_devices,
     })
+}
+
+/// Buffer for copying file contents out of the tar stream: large enough
+/// that a big file costs few read and write calls.
+const COPY_BUF: usize = 256 * 1024;
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Copies `from` to `to` through `buf`, telling read errors (the layer
+/// stream) from write errors (the disk) apart.
+fn copy_entry(from: &mut impl Read, to: &mut File, buf: &mut [u8]) -> Result<u64, CopyError> {
+    use std::io::Write as _;
+    let mut total = 0u64;
+    loop {
+        // Fill the buffer as far as the stream gives before writing, so a
+        // file is written in few large chunks.
+        let mut n = 0;
+        while n < buf.len() {
+            match from.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(CopyError::Read(e)),
+            }
+        }
+        if n == 0 {
+            return Ok(total);
+        }
+        to.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        total += n as u64;
+        if n < buf.len() {
+            return Ok(total);
+        }
+    }
 }
 
 fn entry_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<Meta> {
@@ -786,16 +883,22 @@ fn times(mtime: i64) -> Timestamps {
 }
 
 /// chown, xattrs, chmod (after chown, which clears setuid) and mtime on an open fd.
+/// Ownership, xattrs and (with `mode_and_time`) mode and mtime of an
+/// opened entry; `fresh`: this unpack just created it (so it belongs to
+/// [`Ctx::creator`] and a chown to that is skipped).
 fn apply_fd_meta(
     ctx: &Ctx<'_>,
     fd: impl AsFd,
     meta: &Meta,
     mode_and_time: bool,
+    fresh: bool,
 ) -> Result<(), LayerError> {
     let fd = fd.as_fd();
     if ctx.opts.chown {
-        let (u, g) = ctx.owner(meta.uid, meta.gid)?;
-        rfs::fchown(fd, Some(u), Some(g)).map_err(ctx.io("chown"))?;
+        let owner = ctx.owner(meta.uid, meta.gid)?;
+        if !(fresh && ctx.creator == Some(owner)) {
+            rfs::fchown(fd, Some(owner.0), Some(owner.1)).map_err(ctx.io("chown"))?;
+        }
     }
     if ctx.opts.xattrs {
         for (name, value) in &meta.xattrs {
@@ -818,7 +921,8 @@ fn apply_fd_meta(
     Ok(())
 }
 
-/// Metadata for entries that cannot be opened (symlinks, devices, fifos).
+/// Metadata for entries that cannot be opened (symlinks, devices, fifos),
+/// all just created by this unpack (a chown to [`Ctx::creator`] is skipped).
 fn apply_at_meta(
     ctx: &Ctx<'_>,
     dir: BorrowedFd<'_>,
@@ -827,9 +931,17 @@ fn apply_at_meta(
     chmod: bool,
 ) -> Result<(), LayerError> {
     if ctx.opts.chown {
-        let (u, g) = ctx.owner(meta.uid, meta.gid)?;
-        rfs::chownat(dir, name, Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)
+        let owner = ctx.owner(meta.uid, meta.gid)?;
+        if ctx.creator != Some(owner) {
+            rfs::chownat(
+                dir,
+                name,
+                Some(owner.0),
+                Some(owner.1),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
             .map_err(ctx.io("chown"))?;
+        }
     }
     if chmod {
         // The entry was just created by us and is not a symlink.
@@ -957,6 +1069,49 @@ mod tests {
                 .contains("\"d/f\": uid 7 is not in the id map"),
             "{err}"
         );
+    }
+
+    /// The chown that matches the creator is skipped only for entries this
+    /// unpack just created, and not below a set-group-ID root.
+    #[test]
+    fn ownership_of_fresh_and_existing_entries() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, uid) in [
+            ("d/", tar::EntryType::Directory, 5),
+            ("d/", tar::EntryType::Directory, 0),
+            ("e/", tar::EntryType::Directory, 6),
+            ("f", tar::EntryType::Regular, 0),
+            ("g", tar::EntryType::Regular, 9),
+            ("g", tar::EntryType::Regular, 0),
+        ] {
+            b.append(&header(name, kind, 0o755, uid, 0), &[][..])
+                .unwrap();
+        }
+        let data = b.into_inner().unwrap();
+        let owner = |p: &Path| {
+            let m = fs::symlink_metadata(p).unwrap();
+            (m.uid(), m.gid())
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        unpack(&data[..], tmp.path(), None, &UnpackOptions::default()).unwrap();
+        assert_eq!(owner(&tmp.path().join("d")), (0, 0));
+        assert_eq!(owner(&tmp.path().join("e")), (6, 6));
+        assert_eq!(owner(&tmp.path().join("f")), (0, 0));
+        assert_eq!(owner(&tmp.path().join("g")), (0, 0));
+
+        // Below a set-group-ID root new entries inherit its group: gid 0
+        // must still be set.
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        fs::create_dir(&root).unwrap();
+        rfs::chown(&root, None, Some(rfs::Gid::from_raw(4321))).unwrap();
+        rfs::chmod(&root, Mode::from_raw_mode(0o2755)).unwrap();
+        unpack(&data[..], &root, None, &UnpackOptions::default()).unwrap();
+        assert_eq!(owner(&root.join("f")), (0, 0));
+        assert_eq!(owner(&root.join("d")), (0, 0));
     }
 
     #[test]

@@ -489,7 +489,24 @@ impl Store {
                 return Ok((d.clone(), false));
             }
         }
-        let mut reader = self.open_blob(blob)?;
+        let reader = self.open_blob(blob)?;
+        self.unpack_layer_from(reader, blob, media_type, expected_diff_id, opts)
+    }
+
+    /// [`Store::unpack_layer`] from a stream of the layer blob `blob` (e.g.
+    /// a download in progress) rather than from the stored blob. The layer
+    /// is renamed into place only after `reader` reached its end without
+    /// error and the DiffID matched: a reader that checks the blob's digest
+    /// must report a mismatch as an error instead of its end (the store's
+    /// own blob reader does), so unverified content never becomes a layer.
+    pub fn unpack_layer_from(
+        &self,
+        mut reader: impl Read,
+        blob: &Digest,
+        media_type: Option<&str>,
+        expected_diff_id: Option<&Digest>,
+        opts: &UnpackOptions,
+    ) -> Result<(Digest, bool), StoreError> {
         let tmp = self.temp_dir().join(temp_name("layer-", ""));
         fs::create_dir(&tmp).map_err(io_err("create temp layer dir", &tmp))?;
         let guard = TempDir::new(tmp.clone())?;

@@ -159,6 +159,37 @@ fn write_through_symlink() {
     );
 }
 
+/// The unpacker reuses the last parent directory it opened; an entry that
+/// replaces that directory (or an ancestor) must make the next entry walk
+/// the path again and meet what is there now.
+#[test]
+fn replaced_parent_is_not_reused() {
+    // "a" is opened for its opaque marker (so it stays empty), replaced by
+    // a symlink, then written through.
+    layer_case(
+        "dir-replaced-by-symlink",
+        vec![plain(tar_layer(&[
+            E::Dir("a/", 0o755),
+            E::File("a/.wh..wh..opq", b"", 0o644),
+            E::Symlink("a", "/tmp"),
+            E::File("a/evil", b"x", 0o644),
+        ]))],
+        &["a/evil", "parent \"a\" is a symlink"],
+    );
+    // "d/e" is whited out by its parent's whiteout entry, then written into.
+    layer_case(
+        "dir-whited-out",
+        vec![plain(tar_layer(&[
+            E::Dir("d/", 0o755),
+            E::Dir("d/e/", 0o755),
+            E::File("d/e/.wh..wh..opq", b"", 0o644),
+            E::File("d/.wh.e", b"", 0o644),
+            E::File("d/e/f", b"x", 0o644),
+        ]))],
+        &["d/e/f", "is not a directory"],
+    );
+}
+
 #[test]
 fn hardlink_outside() {
     layer_case(

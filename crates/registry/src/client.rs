@@ -1068,9 +1068,43 @@ impl Client {
         S: Fn(&Digest) -> io::Result<W> + Sync,
         P: Fn(&Digest, u64, u64) + Sync,
     {
+        let results: Mutex<Vec<Option<W>>> = Mutex::new((0..blobs.len()).map(|_| None).collect());
+        self.pull_blobs_each(r, blobs, jobs, sink, progress, |i, w| {
+            results
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)[i] = Some(w);
+            Ok(())
+        })?;
+        Ok(results
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    /// [`Client::pull_blobs`], handing each blob's writer to `done(index,
+    /// writer)` on the downloading thread as soon as that blob is complete
+    /// (size and digest verified), so the caller can commit it while other
+    /// blobs still download. An error from `done` fails the pull like a
+    /// download error. A writer whose download fails is dropped.
+    pub fn pull_blobs_each<W, S, P, D>(
+        &self,
+        r: &Reference,
+        blobs: &[BlobRequest],
+        jobs: usize,
+        sink: S,
+        progress: P,
+        done: D,
+    ) -> Result<()>
+    where
+        W: Write + Send,
+        S: Fn(&Digest) -> io::Result<W> + Sync,
+        P: Fn(&Digest, u64, u64) + Sync,
+        D: Fn(usize, W) -> io::Result<()> + Sync,
+    {
         let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
-        let results: Mutex<Vec<Option<W>>> = Mutex::new((0..blobs.len()).map(|_| None).collect());
         let first_err: Mutex<Option<RegistryError>> = Mutex::new(None);
         let jobs = jobs.clamp(1, blobs.len().max(1));
         std::thread::scope(|s| {
@@ -1098,37 +1132,31 @@ impl Client {
                                 },
                             )
                             .map(|_| w)
+                        })
+                        .and_then(|w| {
+                            done(i, w).map_err(|source| RegistryError::Io {
+                                subject: format!("store {}@{}", r.name(), b.digest),
+                                source,
+                            })
                         });
-                    match res {
-                        Ok(w) => {
-                            results
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)[i] = Some(w);
-                        }
-                        Err(e) => {
-                            stop.store(true, Ordering::Relaxed);
-                            first_err
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                .get_or_insert(e);
-                            break;
-                        }
+                    if let Err(e) = res {
+                        stop.store(true, Ordering::Relaxed);
+                        first_err
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .get_or_insert(e);
+                        break;
                     }
                 });
             }
         });
-        if let Some(e) = first_err
+        match first_err
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
         {
-            return Err(e);
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        Ok(results
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .into_iter()
-            .flatten()
-            .collect())
     }
 
     /// Checks `creds` against the registry and stores them in `auth_file`.
