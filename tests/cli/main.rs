@@ -483,6 +483,23 @@ fn push_pull_round_trip_through_local_registry() {
     );
     b.ok(&["image", "check"]);
 
+    // A container runs from the pulled two-layer image (busybox from the
+    // first layer, the file from the second).
+    if barge_integration::is_root() {
+        let out = b.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &dest,
+            "sh",
+            "-c",
+            "cat /etc/barge-test; busybox | head -1",
+        ]);
+        assert!(out.starts_with("layer two\nBusyBox"), "{out}");
+        assert_eq!(b.ok(&["ps", "-a", "-q"]).trim(), "");
+    }
+
     // A missing image: podman-like message, exit 125.
     b.fails(
         &["pull", &format!("{}/barge/nothere:latest", reg.addr())],
