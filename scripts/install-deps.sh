@@ -18,7 +18,7 @@ PACKAGES=(
     catatonit netavark aardvark-dns iptables conmon golang-github-containers-common
     bsdutils gzip zstd
     nftables
-    python3 e2fsprogs
+    python3 e2fsprogs wget
 )
 
 missing=()

@@ -1,7 +1,12 @@
 #!/bin/bash
-# The main job: build barge, build the test image/bundle, run a container,
-# then a second container that joins the first one's network namespace by
-# path (a "pod" of two).
+# The main job: build barge, build the test image/bundle (Debian's
+# busybox-static, no network), then
+#   1. with the OCI runtime alone: a container, then a second container that
+#      joins the first one's network namespace by path (a "pod" of two);
+#   2. with the engine: the busybox image imported into a private store, a
+#      container run from it, a web server published on 127.0.0.1 and
+#      fetched from the host, two containers on a user network reaching each
+#      other by name, exec and logs, then everything removed.
 # Env: RUNTIME=path (default target/release/barge-runtime; any runc-compatible
 #      runtime works, e.g. RUNTIME=runc), SKIP_BUILD=1 to reuse existing builds.
 set -euo pipefail
@@ -40,6 +45,10 @@ cleanup() {
     for c in "$POD-app" "$POD-infra"; do
         "$RUNTIME" --root "$STATE" delete --force "$c" >/dev/null 2>&1
     done
+    if [ -n "${BARGE:-}" ]; then
+        "$BARGE" --root "$WORK/store" --runroot "$WORK/run" rm -f -a >/dev/null 2>&1
+        "$BARGE" --root "$WORK/store" --runroot "$WORK/run" network rm -f mainjob >/dev/null 2>&1
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -85,3 +94,31 @@ for _ in $(seq 50); do
 done
 "$RUNTIME" --root "$STATE" delete "$POD-infra"
 echo "== main job OK: both containers shared network namespace $INFRA_NET"
+
+echo "== 3. the engine: barge run from an image made of busybox-static"
+BARGE="$TARGET_DIR/release/barge"
+B=("$BARGE" --root "$WORK/store" --runroot "$WORK/run")
+tar -C "$ROOTFS" -c . | "${B[@]}" import - localhost/busybox >/dev/null
+"${B[@]}" images
+"${B[@]}" run --rm localhost/busybox sh -c 'echo "hello from barge run: $(hostname), $(ip -4 -o addr show eth0 | awk "{print \$4}")"'
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"${B[@]}" run -d --name web -p "127.0.0.1:$PORT:80" localhost/busybox \
+    sh -c 'mkdir -p /www && echo "served by busybox httpd in barge" > /www/index.html && exec httpd -f -p 80 -h /www' >/dev/null
+"${B[@]}" ps
+PAGE=""
+for _ in $(seq 50); do
+    PAGE=$(wget -q -O - "http://127.0.0.1:$PORT/" 2>/dev/null || true)
+    [ -n "$PAGE" ] && break
+    sleep 0.1
+done
+echo "host fetched: $PAGE"
+[ -n "$PAGE" ] || { echo "main-job: FAIL: no page from the published port" >&2; exit 1; }
+"${B[@]}" exec web sh -c 'echo "exec in web: pid 1 is $(cat /proc/1/comm)"'
+if "${B[@]}" network create mainjob >/dev/null 2>&1; then
+    "${B[@]}" run -d --name db --network mainjob localhost/busybox sleep 60 >/dev/null
+    "${B[@]}" run --rm --network mainjob localhost/busybox ping -c 1 -W 2 db | head -2
+fi
+"${B[@]}" logs web || true
+"${B[@]}" rm -f -a >/dev/null
+"${B[@]}" network rm -f mainjob >/dev/null 2>&1 || true
+echo "== main job OK"
