@@ -7,6 +7,7 @@
 //! `RUNROOT/containers/ID/` (the monitor's attach socket, exit file and
 //! pid files). The OCI runtime is only ever reached through its CLI.
 
+pub mod files;
 pub mod lifecycle;
 pub mod monitor;
 pub mod networks;
