@@ -483,8 +483,10 @@ impl Engine {
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(":");
+        // redirect_dir and metacopy off: an upper directory written with
+        // them cannot be turned into a layer (commit) or listed (diff).
         let data = format!(
-            "lowerdir={lower},upperdir={},workdir={}",
+            "lowerdir={lower},upperdir={},workdir={},redirect_dir=off,metacopy=off",
             upper.display(),
             work.display()
         );
