@@ -57,6 +57,8 @@ pub enum TopCommand {
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
+    #[command(flatten)]
+    Extras(crate::container_extras::ExtraCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -103,6 +105,8 @@ pub enum ContainerCommand {
     /// Release the resources of an exited container (run by the monitor).
     #[command(hide = true)]
     Cleanup(NamesArgs),
+    #[command(flatten)]
+    Extras(crate::container_extras::ExtraCommand),
 }
 
 #[derive(Args, Debug, Default)]
@@ -204,6 +208,8 @@ pub struct RunArgs {
     /// Health check command.
     #[arg(long = "health-cmd")]
     health_cmd: Option<String>,
+    #[command(flatten)]
+    health: crate::container_extras::HealthArgs,
     /// Log driver: k8s-file (default), json-file, none.
     #[arg(long = "log-driver")]
     log_driver: Option<String>,
@@ -535,6 +541,7 @@ pub(crate) fn run(
         TopCommand::Rename(a) => ContainerCommand::Rename(a),
         TopCommand::Pause(a) => ContainerCommand::Pause(a),
         TopCommand::Unpause(a) => ContainerCommand::Unpause(a),
+        TopCommand::Extras(a) => ContainerCommand::Extras(a),
     };
     let mut e = engine(root, runroot)?;
     barge_engine::timing::mark("engine open");
@@ -613,12 +620,14 @@ pub(crate) fn run(
         ContainerCommand::Cleanup(a) => {
             for n in &a.names {
                 match e.cleanup(n) {
-                    Ok(()) | Err(EngineError::NoSuchContainer(_)) => {}
+                    Ok(()) => crate::container_extras::after_cleanup(&mut e, n),
+                    Err(EngineError::NoSuchContainer(_)) => {}
                     Err(err) => return Err(err.into()),
                 }
             }
             Ok(())
         }
+        ContainerCommand::Extras(a) => crate::container_extras::run(&mut e, a),
     }
 }
 
@@ -798,6 +807,7 @@ fn create_options(a: &mut RunArgs) -> Result<CreateOptions> {
             .transpose()?
             .unwrap_or_default(),
         health_cmd: a.health_cmd.clone(),
+        health: a.health.settings()?,
         log_driver: a.log_driver.clone().unwrap_or_default(),
         runtime: a.runtime.clone().unwrap_or_default(),
         auto_remove: a.rm,

@@ -461,7 +461,9 @@ impl Engine {
             return Ok(());
         }
         let root = self.open_root(name)?;
-        barge_image::diff::tar_directory(&root.proc_path(), out).map_err(diff_err)?;
+        // `FD/.`: the magic link itself is not a directory, what it leads
+        // to is (nothing else changes the tree: the container is locked).
+        barge_image::diff::tar_directory(&root.proc_path().join("."), out).map_err(diff_err)?;
         Ok(())
     }
 }
