@@ -458,6 +458,7 @@ impl Engine {
             r.state.finished_at = 0;
             r.state.exit_code = 0;
             r.state.stopped_by_user = false;
+            r.state.health.clear();
             Ok(())
         })?;
         crate::networks::announce(self, &rec, false);
@@ -789,6 +790,11 @@ impl Engine {
                     rec.state.status.as_str()
                 )));
             }
+            // Not to be restarted by its restart policy meanwhile.
+            self.modify(&rec.id, |r| {
+                r.state.stopped_by_user = true;
+                Ok(())
+            })?;
             let _ = self.run_runtime(&rec, &["kill", "--all", &rec.id, "9"]);
             self.wait_gone(&rec, Duration::from_secs(10));
         }
