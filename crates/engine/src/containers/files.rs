@@ -646,8 +646,9 @@ fn source_in(
     let fd = open_in(root, &comps, true).map_err(|_| not_found(shown, where_))?;
     let st = rustix::fs::fstat(&fd).map_err(io_err(format!("stat {path}")))?;
     let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
-    let contents = path.ends_with("/.") || path == ".";
-    if !is_dir && (path.ends_with('/') || contents) {
+    // The caller's spelling decides (an absolute host path lost its `/.`).
+    let contents = shown.ends_with("/.") || shown == ".";
+    if !is_dir && (shown.ends_with('/') || contents) {
         return Err(EngineError::Invalid(format!(
             "{shown:?} is not a directory {where_}"
         )));
