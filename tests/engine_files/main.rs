@@ -69,7 +69,10 @@ impl Barge {
     fn new() -> Self {
         let b = Self {
             dir: tempfile::tempdir().unwrap(),
-            run: tempfile::Builder::new().prefix("bef").tempdir_in("/tmp").unwrap(),
+            run: tempfile::Builder::new()
+                .prefix("bef")
+                .tempdir_in("/tmp")
+                .unwrap(),
         };
         let tar = b.dir.path().join("image.tar");
         let st = Command::new("tar")
@@ -212,8 +215,21 @@ fn cp_both_directions_streams_and_ownership() {
     fs::write(h.join("f.txt"), "from host\n").unwrap();
     std::os::unix::fs::chown(h.join("f.txt"), Some(4242), Some(4243)).unwrap();
     b.ok(&["cp", h.join("f.txt").to_str().unwrap(), "c1:/tmp/"]);
-    b.ok(&["cp", "--archive=false", h.join("f.txt").to_str().unwrap(), "c1:/tmp/kept.txt"]);
-    let owners = b.ok(&["exec", "c1", "stat", "-c", "%u:%g", "/tmp/f.txt", "/tmp/kept.txt"]);
+    b.ok(&[
+        "cp",
+        "--archive=false",
+        h.join("f.txt").to_str().unwrap(),
+        "c1:/tmp/kept.txt",
+    ]);
+    let owners = b.ok(&[
+        "exec",
+        "c1",
+        "stat",
+        "-c",
+        "%u:%g",
+        "/tmp/f.txt",
+        "/tmp/kept.txt",
+    ]);
     assert_eq!(owners, "1000:1000\n4242:4243\n");
     assert_eq!(b.ok(&["exec", "c1", "cat", "/tmp/f.txt"]), "from host\n");
 
@@ -228,13 +244,29 @@ fn cp_both_directions_streams_and_ownership() {
     b.ok(&["cp", d, "c1:/tmp/renamed"]);
     b.ok(&["exec", "c1", "mkdir", "/tmp/contents"]);
     b.ok(&["cp", &format!("{d}/."), "c1:/tmp/contents"]);
-    for p in ["/tmp/d/sub/a", "/tmp/renamed/sub/a", "/tmp/contents/sub/a", "/tmp/d/link"] {
+    for p in [
+        "/tmp/d/sub/a",
+        "/tmp/renamed/sub/a",
+        "/tmp/contents/sub/a",
+        "/tmp/d/link",
+    ] {
         assert_eq!(b.ok(&["exec", "c1", "cat", p]), "A", "{p}");
     }
-    assert_eq!(b.ok(&["exec", "c1", "readlink", "/tmp/d/link"]).trim(), "sub/a");
+    assert_eq!(
+        b.ok(&["exec", "c1", "readlink", "/tmp/d/link"]).trim(),
+        "sub/a"
+    );
 
     // Container to host: a file to a new name, a directory into a dir.
-    b.ok(&["exec", "-u", "0", "c1", "sh", "-c", "mkdir -p /srv/x && echo payload > /srv/x/p && ln -s p /srv/x/l && chown 1000 /srv/x/p"]);
+    b.ok(&[
+        "exec",
+        "-u",
+        "0",
+        "c1",
+        "sh",
+        "-c",
+        "mkdir -p /srv/x && echo payload > /srv/x/p && ln -s p /srv/x/l && chown 1000 /srv/x/p",
+    ]);
     b.ok(&["cp", "c1:/srv/x/p", h.join("p.out").to_str().unwrap()]);
     assert_eq!(fs::read_to_string(h.join("p.out")).unwrap(), "payload\n");
     fs::create_dir(h.join("into")).unwrap();
@@ -248,7 +280,10 @@ fn cp_both_directions_streams_and_ownership() {
     let t = h.join("out.tar");
     b.ok_to_file(&["cp", "c1:/srv/x", "-"], &t);
     let names = tar_list(&t);
-    assert!(names.contains(&"x/".to_string()) && names.contains(&"x/p".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"x/".to_string()) && names.contains(&"x/p".to_string()),
+        "{names:?}"
+    );
     b.ok(&["exec", "-u", "0", "c1", "mkdir", "/in"]);
     b.ok_stdin(&["cp", "-", "c1:/in"], &t);
     assert_eq!(b.ok(&["exec", "c1", "cat", "/in/x/p"]), "payload\n");
@@ -256,10 +291,20 @@ fn cp_both_directions_streams_and_ownership() {
     // A stopped container: its overlay is mounted for the copy only.
     b.ok(&["stop", "-t", "0", "c1"]);
     b.ok(&["cp", h.join("f.txt").to_str().unwrap(), "c1:/stopped.txt"]);
-    b.ok(&["cp", "c1:/stopped.txt", h.join("back.txt").to_str().unwrap()]);
-    assert_eq!(fs::read_to_string(h.join("back.txt")).unwrap(), "from host\n");
+    b.ok(&[
+        "cp",
+        "c1:/stopped.txt",
+        h.join("back.txt").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        fs::read_to_string(h.join("back.txt")).unwrap(),
+        "from host\n"
+    );
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains(b.dir.path().to_str().unwrap()), "overlay left mounted");
+    assert!(
+        !mounts.contains(b.dir.path().to_str().unwrap()),
+        "overlay left mounted"
+    );
     b.ok(&["start", "c1"]);
     assert_eq!(b.ok(&["exec", "c1", "cat", "/stopped.txt"]), "from host\n");
 }
@@ -288,23 +333,54 @@ fn cp_hostile_paths_stay_in_the_container() {
     b.run_detached(&["--name", "evil"], &["sleep", "600"]);
     // Symlinks pointing at host paths (absolute and climbing).
     b.ok(&[
-        "exec", "evil", "sh", "-c",
+        "exec",
+        "evil",
+        "sh",
+        "-c",
         "ln -s /etc/shadow /abs && ln -s ../../../../../../etc/shadow /rel && ln -s / /rootlink",
     ]);
     // No /etc/shadow in the container: the links resolve inside it, to
     // nothing, never to the host's file.
-    b.fails(&["cp", "evil:/abs", h.join("a").to_str().unwrap()], 125, "could not be found on container evil");
-    b.fails(&["cp", "evil:/rel", h.join("r").to_str().unwrap()], 125, "could not be found");
-    b.fails(&["cp", "evil:/rootlink/etc/shadow", h.join("s").to_str().unwrap()], 125, "could not be found");
+    b.fails(
+        &["cp", "evil:/abs", h.join("a").to_str().unwrap()],
+        125,
+        "could not be found on container evil",
+    );
+    b.fails(
+        &["cp", "evil:/rel", h.join("r").to_str().unwrap()],
+        125,
+        "could not be found",
+    );
+    b.fails(
+        &[
+            "cp",
+            "evil:/rootlink/etc/shadow",
+            h.join("s").to_str().unwrap(),
+        ],
+        125,
+        "could not be found",
+    );
     assert!(!h.join("a").exists() && !h.join("r").exists() && !h.join("s").exists());
     // With the container's own /etc/shadow, that one is copied.
-    b.ok(&["exec", "evil", "sh", "-c", "echo container-shadow > /etc/shadow"]);
+    b.ok(&[
+        "exec",
+        "evil",
+        "sh",
+        "-c",
+        "echo container-shadow > /etc/shadow",
+    ]);
     b.ok(&["cp", "evil:/rel", h.join("r").to_str().unwrap()]);
-    assert_eq!(fs::read_to_string(h.join("r")).unwrap(), "container-shadow\n");
+    assert_eq!(
+        fs::read_to_string(h.join("r")).unwrap(),
+        "container-shadow\n"
+    );
     // A symlinked directory inside a copied tree stays a link.
     b.ok(&["exec", "evil", "sh", "-c", "mkdir /t && ln -s /etc /t/etc"]);
     b.ok(&["cp", "evil:/t", h.join("t").to_str().unwrap()]);
-    assert!(fs::symlink_metadata(h.join("t/etc")).unwrap().file_type().is_symlink());
+    assert!(fs::symlink_metadata(h.join("t/etc"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
 
     // Destinations: `..` and symlinks to host directories stay inside.
     let marker = h.join("marker");
@@ -315,10 +391,22 @@ fn cp_hostile_paths_stay_in_the_container() {
     assert!(!Path::new("/x").exists());
     let hostdir = tempfile::tempdir().unwrap();
     let hd = hostdir.path().to_str().unwrap().to_string();
-    b.ok(&["exec", "evil", "sh", "-c", &format!("mkdir -p {hd} && ln -s {hd} /todir")]);
+    b.ok(&[
+        "exec",
+        "evil",
+        "sh",
+        "-c",
+        &format!("mkdir -p {hd} && ln -s {hd} /todir"),
+    ]);
     b.ok(&["cp", m, "evil:/todir/planted"]);
-    assert!(!hostdir.path().join("planted").exists(), "wrote through a symlink to the host");
-    assert_eq!(b.ok(&["exec", "evil", "cat", &format!("{hd}/planted")]), "host\n");
+    assert!(
+        !hostdir.path().join("planted").exists(),
+        "wrote through a symlink to the host"
+    );
+    assert_eq!(
+        b.ok(&["exec", "evil", "cat", &format!("{hd}/planted")]),
+        "host\n"
+    );
     b.ok(&["cp", m, "evil:/rootlink/etc/viaroot"]);
     assert!(!Path::new("/etc/viaroot").exists());
     assert_eq!(b.ok(&["exec", "evil", "cat", "/etc/viaroot"]), "host\n");
@@ -327,7 +415,10 @@ fn cp_hostile_paths_stay_in_the_container() {
     // file through it.
     let t = h.join("hostile.tar");
     let mut data = Vec::new();
-    for (name, body) in [(&b"../../../../escaped"[..], &b"x"[..]), (b"/abs-escaped", b"y")] {
+    for (name, body) in [
+        (&b"../../../../escaped"[..], &b"x"[..]),
+        (b"/abs-escaped", b"y"),
+    ] {
         let mut hdr = [0u8; 512];
         hdr[..name.len()].copy_from_slice(name);
         hdr[100..108].copy_from_slice(b"0000644\0");
@@ -348,7 +439,10 @@ fn cp_hostile_paths_stay_in_the_container() {
     fs::write(&t, &data).unwrap();
     b.ok_stdin(&["cp", "-", "evil:/"], &t);
     assert!(!Path::new("/escaped").exists() && !Path::new("/abs-escaped").exists());
-    assert_eq!(b.ok(&["exec", "evil", "cat", "/escaped", "/abs-escaped"]), "xy");
+    assert_eq!(
+        b.ok(&["exec", "evil", "cat", "/escaped", "/abs-escaped"]),
+        "xy"
+    );
     // Symlink + write through it: lands inside (or is refused).
     let src = tempfile::tempdir().unwrap();
     fs::create_dir(src.path().join("pl")).unwrap();
@@ -371,7 +465,10 @@ fn cp_hostile_paths_stay_in_the_container() {
     let mut c = b.cmd(&["cp", "-", "evil:/"]);
     c.stdin(fs::File::open(&t2).unwrap());
     let _ = run_cmd(c, TIMEOUT);
-    assert!(!hostdir.path().join("pwned").exists(), "a tar stream wrote through a symlink to the host");
+    assert!(
+        !hostdir.path().join("pwned").exists(),
+        "a tar stream wrote through a symlink to the host"
+    );
 }
 
 #[test]
@@ -382,10 +479,26 @@ fn cp_bad_input() {
     let h = host.path().to_str().unwrap();
     b.run_detached(&["--name", "c"], &["sleep", "600"]);
     b.fails(&["cp", "nosuch:/etc/passwd", h], 125, "no such container");
-    b.fails(&["cp", "c:/nonexistent", h], 125, "\"/nonexistent\" could not be found on container c");
-    b.fails(&["cp", "/nonexistent-host-path", "c:/tmp"], 125, "could not be found on the host");
-    b.fails(&["cp", "c:/etc/hostname", &format!("{h}/no/such/dir/x")], 125, "could not be found on the host");
-    b.fails(&["cp", "/etc/hostname", "/tmp/x"], 125, "you must specify one container");
+    b.fails(
+        &["cp", "c:/nonexistent", h],
+        125,
+        "\"/nonexistent\" could not be found on container c",
+    );
+    b.fails(
+        &["cp", "/nonexistent-host-path", "c:/tmp"],
+        125,
+        "could not be found on the host",
+    );
+    b.fails(
+        &["cp", "c:/etc/hostname", &format!("{h}/no/such/dir/x")],
+        125,
+        "could not be found on the host",
+    );
+    b.fails(
+        &["cp", "/etc/hostname", "/tmp/x"],
+        125,
+        "you must specify one container",
+    );
     b.fails(&["cp", "c:/etc", "c:/tmp"], 125, "between containers");
     b.fails(&["cp", ":/x", h], 125, "empty container name");
     b.fails(&["cp", "c:/etc/hostname/", h], 125, "not a directory");
@@ -403,15 +516,34 @@ fn diff_lists_changes() {
     need_root!();
     let b = Barge::new();
     b.run_detached(&["--name", "d"], &["sleep", "600"]);
-    b.ok(&["exec", "d", "sh", "-c", "echo x > /etc/newf && mkdir -p /a/b && rm /bin/vi"]);
+    b.ok(&[
+        "exec",
+        "d",
+        "sh",
+        "-c",
+        "echo x > /etc/newf && mkdir -p /a/b && rm /bin/vi",
+    ]);
     let out = b.ok(&["diff", "d"]);
     let lines: Vec<&str> = out.lines().collect();
-    for want in ["A /a", "A /a/b", "C /bin", "D /bin/vi", "C /etc", "A /etc/newf"] {
+    for want in [
+        "A /a",
+        "A /a/b",
+        "C /bin",
+        "D /bin/vi",
+        "C /etc",
+        "A /etc/newf",
+    ] {
         assert!(lines.contains(&want), "{want:?} missing from {lines:?}");
     }
     let v: Value = serde_json::from_str(&b.ok(&["diff", "--format", "json", "d"])).unwrap();
-    assert!(v["added"].as_array().unwrap().contains(&Value::from("/etc/newf")));
-    assert!(v["changed"].as_array().unwrap().contains(&Value::from("/etc")));
+    assert!(v["added"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("/etc/newf")));
+    assert!(v["changed"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("/etc")));
     assert_eq!(v["deleted"], serde_json::json!(["/bin/vi"]));
     // Stopped: same answer.
     b.ok(&["stop", "-t", "0", "d"]);
@@ -426,10 +558,25 @@ fn commit_then_run_the_image() {
     need_root!();
     let b = Barge::new();
     b.run_detached(&["--name", "cm", "-e", "KEEP=me too"], &["sleep", "600"]);
-    b.ok(&["exec", "cm", "sh", "-c", "echo committed > /etc/committed && rm /bin/vi"]);
+    b.ok(&[
+        "exec",
+        "cm",
+        "sh",
+        "-c",
+        "echo committed > /etc/committed && rm /bin/vi",
+    ]);
     let out = b.run(&[
-        "commit", "-c", "ENV FOO=bar", "-c", "CMD [\"cat\", \"/etc/committed\"]", "-m", "my message",
-        "-a", "Jane <j@x>", "cm", "localhost/committed:1",
+        "commit",
+        "-c",
+        "ENV FOO=bar",
+        "-c",
+        "CMD [\"cat\", \"/etc/committed\"]",
+        "-m",
+        "my message",
+        "-a",
+        "Jane <j@x>",
+        "cm",
+        "localhost/committed:1",
     ]);
     assert_eq!(out.code, 0);
     let id = out.stdout.trim().to_string();
@@ -438,12 +585,25 @@ fn commit_then_run_the_image() {
     // The running container is still running (it was paused meanwhile).
     assert_eq!(b.inspect("cm", "{{.State.Status}}"), "running");
     // Its filesystem change, its environment and the changes are in the image.
-    assert_eq!(b.ok(&["run", "--rm", "--network", "none", "localhost/committed:1"]), "committed\n");
     assert_eq!(
-        b.ok(&["run", "--rm", "--network", "none", "localhost/committed:1", "sh", "-c", "echo $FOO/$KEEP; test -e /bin/vi || echo novi"]),
+        b.ok(&["run", "--rm", "--network", "none", "localhost/committed:1"]),
+        "committed\n"
+    );
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "localhost/committed:1",
+            "sh",
+            "-c",
+            "echo $FOO/$KEEP; test -e /bin/vi || echo novi"
+        ]),
         "bar/me too\nnovi\n"
     );
-    let img: Value = serde_json::from_str(&b.ok(&["image", "inspect", "localhost/committed:1"])).unwrap();
+    let img: Value =
+        serde_json::from_str(&b.ok(&["image", "inspect", "localhost/committed:1"])).unwrap();
     assert_eq!(img[0]["Author"], "Jane <j@x>");
     let hist = b.ok(&["history", "--no-trunc", "localhost/committed:1"]);
     assert!(hist.contains("my message"), "{hist}");
@@ -451,8 +611,16 @@ fn commit_then_run_the_image() {
     b.ok(&["stop", "-t", "0", "cm"]);
     let q = b.ok(&["commit", "-q", "cm"]);
     assert_eq!(q.trim().len(), 64);
-    b.fails(&["commit", "-c", "BOGUS x", "cm", "localhost/x"], 125, "unknown instruction");
-    b.fails(&["commit", "nosuch", "localhost/x"], 125, "no such container");
+    b.fails(
+        &["commit", "-c", "BOGUS x", "cm", "localhost/x"],
+        125,
+        "unknown instruction",
+    );
+    b.fails(
+        &["commit", "nosuch", "localhost/x"],
+        125,
+        "no such container",
+    );
     b.fails(&["commit", "--squash", "cm"], 125, "not supported");
 }
 
@@ -467,12 +635,18 @@ fn export_writes_the_filesystem() {
     let t1 = host.path().join("running.tar");
     b.ok(&["export", "-o", t1.to_str().unwrap(), "ex"]);
     let names = tar_list(&t1);
-    assert!(names.iter().any(|n| n == "exported") && names.iter().any(|n| n == "etc/passwd"), "{names:?}");
+    assert!(
+        names.iter().any(|n| n == "exported") && names.iter().any(|n| n == "etc/passwd"),
+        "{names:?}"
+    );
     b.ok(&["stop", "-t", "0", "ex"]);
     let t2 = host.path().join("stopped.tar");
     b.ok_to_file(&["export", "ex"], &t2);
     let names2 = tar_list(&t2);
-    assert!(names2.iter().any(|n| n == "exported") && names2.iter().any(|n| n == "bin/busybox"), "{names2:?}");
+    assert!(
+        names2.iter().any(|n| n == "exported") && names2.iter().any(|n| n == "bin/busybox"),
+        "{names2:?}"
+    );
     // A terminal is refused (podman's message).
     let out = Command::new("script")
         .arg("-qec")
@@ -490,8 +664,16 @@ fn export_writes_the_filesystem() {
     assert!(text.contains("refusing to export to terminal"), "{text}");
     assert_eq!(out.status.code(), Some(125));
     b.fails(&["export", "nosuch"], 125, "no such container");
-    b.fails(&["export", "-o", "/nonexistent-dir/x.tar", "ex"], 125, "/nonexistent-dir");
-    assert!(fs::read_dir("/").unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("x.tar")));
+    b.fails(
+        &["export", "-o", "/nonexistent-dir/x.tar", "ex"],
+        125,
+        "/nonexistent-dir",
+    );
+    assert!(fs::read_dir("/").unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with("x.tar")));
 }
 
 #[test]
@@ -499,30 +681,70 @@ fn stats_reports_usage() {
     need_root!();
     let b = Barge::new();
     b.run_detached(&["--name", "st"], &["sh", "-c", "while :; do :; done"]);
-    b.ok(&["create", "--name", "idle", "--network", "none", IMAGE, "true"]);
+    b.ok(&[
+        "create",
+        "--name",
+        "idle",
+        "--network",
+        "none",
+        IMAGE,
+        "true",
+    ]);
     let out = b.ok(&["stats", "--no-stream", "st"]);
     let mut lines = out.lines();
     let header = lines.next().unwrap();
-    for col in ["ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET IO", "BLOCK IO", "PIDS", "CPU TIME", "AVG CPU %"] {
+    for col in [
+        "ID",
+        "NAME",
+        "CPU %",
+        "MEM USAGE / LIMIT",
+        "MEM %",
+        "NET IO",
+        "BLOCK IO",
+        "PIDS",
+        "CPU TIME",
+        "AVG CPU %",
+    ] {
         assert!(header.contains(col), "{col} missing: {header}");
     }
     assert!(lines.next().unwrap().contains("st"));
-    let v: Value = serde_json::from_str(&b.ok(&["stats", "--no-stream", "--format", "json", "st"])).unwrap();
+    let v: Value =
+        serde_json::from_str(&b.ok(&["stats", "--no-stream", "--format", "json", "st"])).unwrap();
     let row = &v[0];
     assert_eq!(row["name"], "st");
-    let cpu: f64 = row["cpu_percent"].as_str().unwrap().trim_end_matches('%').parse().unwrap();
+    let cpu: f64 = row["cpu_percent"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
     assert!(cpu > 5.0, "a busy loop uses CPU: {cpu}");
     assert!(row["mem_usage"].as_str().unwrap().contains(" / "));
     assert_eq!(row["pids"], "1");
-    let t = b.ok(&["stats", "--no-stream", "--format", "{{.Name}} {{.PIDS}} {{.NetIO}}", "st", "idle"]);
+    let t = b.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDS}} {{.NetIO}}",
+        "st",
+        "idle",
+    ]);
     assert_eq!(t, "st 1 0B / 0B\nidle 0 0B / 0B\n");
     // Every running container by default; -a adds the others.
     let all = b.ok(&["stats", "--no-stream", "--format", "{{.Name}}"]);
     assert_eq!(all, "st\n");
     let all = b.ok(&["stats", "-a", "--no-stream", "--format", "{{.Name}}"]);
     assert!(all.contains("idle") && all.contains("st"));
-    b.fails(&["stats", "--no-stream", "nosuch"], 125, "no such container");
-    b.fails(&["stats", "--no-stream", "--format", "{{.Bogus", "st"], 125, "");
+    b.fails(
+        &["stats", "--no-stream", "nosuch"],
+        125,
+        "no such container",
+    );
+    b.fails(
+        &["stats", "--no-stream", "--format", "{{.Bogus", "st"],
+        125,
+        "",
+    );
     b.fails(&["stats", "--interval", "0", "st"], 125, "interval");
 }
 
@@ -531,7 +753,16 @@ fn healthcheck_run_records_status() {
     need_root!();
     let b = Barge::new();
     b.run_detached(
-        &["--name", "hc", "--health-cmd", "test -e /tmp/ok", "--health-retries", "2", "--health-timeout", "5s"],
+        &[
+            "--name",
+            "hc",
+            "--health-cmd",
+            "test -e /tmp/ok",
+            "--health-retries",
+            "2",
+            "--health-timeout",
+            "5s",
+        ],
         &["sleep", "600"],
     );
     let status = |b: &Barge| b.ok(&["ps", "--format", "{{.Status}}", "--filter", "name=hc"]);
@@ -550,52 +781,111 @@ fn healthcheck_run_records_status() {
     assert_eq!((out.code, out.stdout.as_str()), (0, ""));
     assert!(status(&b).contains("(healthy)"));
     let h: Value = serde_json::from_str(&b.inspect("hc", "{{json .State.Health}}")).unwrap();
-    assert_eq!((h["Status"].as_str(), h["FailingStreak"].as_u64()), (Some("healthy"), Some(0)));
-    let cfg: Value = serde_json::from_str(&b.inspect("hc", "{{json .Config.Healthcheck}}")).unwrap();
+    assert_eq!(
+        (h["Status"].as_str(), h["FailingStreak"].as_u64()),
+        (Some("healthy"), Some(0))
+    );
+    let cfg: Value =
+        serde_json::from_str(&b.inspect("hc", "{{json .Config.Healthcheck}}")).unwrap();
     assert_eq!(cfg["Retries"], 2);
     assert_eq!(cfg["Timeout"], 5_000_000_000_i64);
     // A check that hangs is killed at the timeout.
     b.run_detached(
-        &["--name", "slow", "--health-cmd", "sleep 100", "--health-timeout", "1s", "--health-retries", "1"],
+        &[
+            "--name",
+            "slow",
+            "--health-cmd",
+            "sleep 100",
+            "--health-timeout",
+            "1s",
+            "--health-retries",
+            "1",
+        ],
         &["sleep", "600"],
     );
     let t = std::time::Instant::now();
     assert_eq!(b.run(&["healthcheck", "run", "slow"]).code, 1);
     assert!(t.elapsed() < Duration::from_secs(10));
     let h: Value = serde_json::from_str(&b.inspect("slow", "{{json .State.Health}}")).unwrap();
-    assert!(h["Log"][0]["Output"].as_str().unwrap().contains("timeout"), "{h}");
+    assert!(
+        h["Log"][0]["Output"].as_str().unwrap().contains("timeout"),
+        "{h}"
+    );
     let top = b.ok(&["top", "slow"]);
-    assert!(!top.contains("sleep 100"), "the timed-out check still runs: {top}");
+    assert!(
+        !top.contains("sleep 100"),
+        "the timed-out check still runs: {top}"
+    );
     // Bad input.
     b.run_detached(&["--name", "nohc"], &["sleep", "600"]);
-    b.fails(&["healthcheck", "run", "nohc"], 125, "has no defined healthcheck");
+    b.fails(
+        &["healthcheck", "run", "nohc"],
+        125,
+        "has no defined healthcheck",
+    );
     b.fails(&["healthcheck", "run", "nosuch"], 125, "no such container");
     b.ok(&["stop", "-t", "0", "hc"]);
     b.fails(&["healthcheck", "run", "hc"], 125, "is not running");
-    b.fails(&["create", "--health-cmd", "true", "--health-interval", "soon", IMAGE], 125, "invalid duration");
-    b.fails(&["create", "--health-cmd", "true", "--health-retries", "0", IMAGE], 125, "retries");
+    b.fails(
+        &[
+            "create",
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "soon",
+            IMAGE,
+        ],
+        125,
+        "invalid duration",
+    );
+    b.fails(
+        &[
+            "create",
+            "--health-cmd",
+            "true",
+            "--health-retries",
+            "0",
+            IMAGE,
+        ],
+        125,
+        "retries",
+    );
 }
 
 #[test]
 fn restart_policies() {
     need_root!();
     let b = Barge::new();
-    b.run_detached(&["--name", "of", "--restart", "on-failure:2"], &["sh", "-c", "exit 3"]);
+    b.run_detached(
+        &["--name", "of", "--restart", "on-failure:2"],
+        &["sh", "-c", "exit 3"],
+    );
     let done = wait_until(Duration::from_secs(30), || {
         b.inspect("of", "{{.RestartCount}} {{.State.Status}}") == "2 exited"
     });
     assert!(done, "on-failure:2 did not end exited after 2 restarts");
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(b.inspect("of", "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}"), "2 exited 3");
+    assert_eq!(
+        b.inspect(
+            "of",
+            "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}"
+        ),
+        "2 exited 3"
+    );
     // on-failure does not restart a clean exit.
     b.run_detached(&["--name", "ok", "--restart", "on-failure"], &["true"]);
-    assert!(wait_until(Duration::from_secs(10), || b.inspect("ok", "{{.State.Status}}") == "exited"));
+    assert!(wait_until(Duration::from_secs(10), || b
+        .inspect("ok", "{{.State.Status}}")
+        == "exited"));
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(b.inspect("ok", "{{.RestartCount}}"), "0");
     // always: restarted after an exit, but not after a user's stop.
     b.run_detached(&["--name", "al", "--restart", "always"], &["sleep", "1"]);
     assert!(wait_until(Duration::from_secs(20), || {
-        b.inspect("al", "{{.RestartCount}}").parse::<u32>().unwrap_or(0) >= 1
+        b.inspect("al", "{{.RestartCount}}")
+            .parse::<u32>()
+            .unwrap_or(0)
+            >= 1
     }));
     // Stop it for good (a stop between two runs finds nothing to stop).
     assert!(wait_until(Duration::from_secs(20), || {
@@ -606,9 +896,16 @@ fn restart_policies() {
     b.run_detached(&["--name", "st", "--restart", "always"], &["sleep", "600"]);
     b.ok(&["stop", "-t", "0", "st"]);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(b.inspect("st", "{{.State.Status}} {{.RestartCount}}"), "exited 0");
+    assert_eq!(
+        b.inspect("st", "{{.State.Status}} {{.RestartCount}}"),
+        "exited 0"
+    );
     // A start by the user resets the count.
     b.ok(&["start", "st"]);
     assert_eq!(b.inspect("st", "{{.State.Status}}"), "running");
-    b.fails(&["run", "--restart", "sometimes", IMAGE], 125, "invalid restart policy");
+    b.fails(
+        &["run", "--restart", "sometimes", IMAGE],
+        125,
+        "invalid restart policy",
+    );
 }

@@ -296,7 +296,7 @@ impl Engine {
                     opts.overwrite,
                     &format!("on container {}", root.record.name),
                 )?;
-                let owner = self.owner_for(&root, opts)?;
+                let owner = Self::owner_for(&root, opts)?;
                 stream_copy(
                     |w| write_tar(host_root.as_fd(), &host_rel, &tar_name, w),
                     |r| extract_tar(root.fd(), &target, r, owner, opts.overwrite),
@@ -317,8 +317,7 @@ impl Engine {
                 let root = self.open_root(name)?;
                 let where_ = format!("on container {}", root.record.name);
                 let comps = clean(Path::new(path));
-                let dir = open_in(root.fd(), &comps, true)
-                    .map_err(|_| not_found(path, &where_))?;
+                let dir = open_in(root.fd(), &comps, true).map_err(|_| not_found(path, &where_))?;
                 let st = rustix::fs::fstat(&dir).map_err(io_err(format!("stat {path}")))?;
                 if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
                     return Err(EngineError::Invalid(format!(
@@ -329,7 +328,7 @@ impl Engine {
                     dir: comps,
                     first: First::Keep,
                 };
-                let owner = self.owner_for(&root, opts)?;
+                let owner = Self::owner_for(&root, opts)?;
                 extract_tar(root.fd(), &target, input, owner, opts.overwrite)
             }
             (CopyEnd::Container { .. }, CopyEnd::Container { .. }) => Err(EngineError::Invalid(
@@ -348,7 +347,7 @@ impl Engine {
 
     /// The owner of files copied into a container: its primary uid/gid
     /// with `--archive` (podman's default), else the archive's.
-    fn owner_for(&self, root: &ContainerRoot, opts: CopyOptions) -> Result<Option<(u32, u32)>> {
+    fn owner_for(root: &ContainerRoot, opts: CopyOptions) -> Result<Option<(u32, u32)>> {
         if !opts.archive {
             return Ok(None);
         }
@@ -404,8 +403,10 @@ impl Engine {
         let upper = cdir.join("upper");
         std::fs::create_dir_all(&upper)
             .map_err(EngineError::io(format!("creating {}", upper.display())))?;
-        let tmp = tempfile::tempfile_in(&self.paths.root)
-            .map_err(EngineError::io(format!("creating a temporary file in {}", self.paths.root.display())))?;
+        let tmp = tempfile::tempfile_in(&self.paths.root).map_err(EngineError::io(format!(
+            "creating a temporary file in {}",
+            self.paths.root.display()
+        )))?;
         let mut tmp = barge_image::diff::diff_from_overlay_upper(&upper, tmp).map_err(diff_err)?;
         tmp.flush()
             .and_then(|()| io::Seek::seek(&mut tmp, io::SeekFrom::Start(0)).map(|_| ()))
@@ -457,7 +458,8 @@ impl Engine {
             .map_err(io_err(format!("opening {}", rootfs.display())))?;
             let mut links = std::collections::HashMap::new();
             tar_children(&mut b, &dir, Path::new(""), &mut links)?;
-            b.finish().map_err(EngineError::io("writing the tar stream"))?;
+            b.finish()
+                .map_err(EngineError::io("writing the tar stream"))?;
             return Ok(());
         }
         let root = self.open_root(name)?;
@@ -653,10 +655,7 @@ fn source_in(
             "{shown:?} is not a directory {where_}"
         )));
     }
-    let name = comps
-        .last()
-        .cloned()
-        .unwrap_or_else(|| OsString::from("."));
+    let name = comps.last().cloned().unwrap_or_else(|| OsString::from("."));
     let kind = match (is_dir, contents) {
         (false, _) => SourceKind::File,
         (true, false) => SourceKind::Dir,
@@ -753,7 +752,9 @@ impl<R: Read> Read for Exact<R> {
         if self.left == 0 || buf.is_empty() {
             return Ok(0);
         }
-        let max = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let max = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = if self.eof {
             0
         } else {
@@ -926,7 +927,8 @@ fn tar_children<W: Write>(
                     Err(rustix::io::Errno::NOENT) => continue,
                     Err(e) => return Err(io_err(format!("opening {}", name.display()))(e)),
                 };
-                let st = rustix::fs::fstat(&sub).map_err(io_err(format!("stat {}", name.display())))?;
+                let st =
+                    rustix::fs::fstat(&sub).map_err(io_err(format!("stat {}", name.display())))?;
                 let mut h = header_for(&st);
                 h.set_entry_type(tar::EntryType::Directory);
                 b.append_data(&mut h, dir_name(&name), io::empty())
@@ -944,7 +946,8 @@ fn tar_children<W: Write>(
                     Err(rustix::io::Errno::NOENT) => continue,
                     Err(e) => return Err(io_err(format!("opening {}", name.display()))(e)),
                 };
-                let st = rustix::fs::fstat(&f).map_err(io_err(format!("stat {}", name.display())))?;
+                let st =
+                    rustix::fs::fstat(&f).map_err(io_err(format!("stat {}", name.display())))?;
                 if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
                     continue;
                 }
@@ -970,7 +973,8 @@ fn tar_children<W: Write>(
                     let _ = h.set_device_major(rustix::fs::major(st.st_rdev));
                     let _ = h.set_device_minor(rustix::fs::minor(st.st_rdev));
                 }
-                b.append_data(&mut h, &name, io::empty()).map_err(wr(&name))?;
+                b.append_data(&mut h, &name, io::empty())
+                    .map_err(wr(&name))?;
             }
             // Sockets and unknown types are left out.
             _ => {}
@@ -1042,7 +1046,7 @@ fn extract_tar(
             First::Keep => {}
             First::Rename(n) => {
                 if let Some(c) = comps.first_mut() {
-                    *c = n.clone();
+                    c.clone_from(n);
                 }
             }
             First::Strip => {
@@ -1093,13 +1097,11 @@ fn extract_tar(
             tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
             _ => {}
         }
-        if existing_dir {
-            if !overwrite {
-                return Err(EngineError::Invalid(format!(
-                    "cannot overwrite directory {:?} with a non-directory (use --overwrite)",
-                    Path::new("/").join(&shown)
-                )));
-            }
+        if existing_dir && !overwrite {
+            return Err(EngineError::Invalid(format!(
+                "cannot overwrite directory {:?} with a non-directory (use --overwrite)",
+                Path::new("/").join(&shown)
+            )));
         }
         if existing.is_some() {
             remove_at(dir.as_fd(), last).map_err(ext_err(&shown))?;
@@ -1114,7 +1116,11 @@ fn extract_tar(
                 let f = rustix::fs::openat(
                     &dir,
                     last.as_os_str(),
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )
                 .map_err(ext_err(&shown))?;
@@ -1159,7 +1165,7 @@ fn extract_tar(
                     First::Keep => {}
                     First::Rename(n) => {
                         if let Some(c) = lc.first_mut() {
-                            *c = n.clone();
+                            c.clone_from(n);
                         }
                     }
                     First::Strip => {
@@ -1331,7 +1337,10 @@ mod tests {
             first: First::Rename("copy".into()),
         };
         extract_tar(droot.as_fd(), &t, &buf[..], None, false).unwrap();
-        assert_eq!(std::fs::read(dst.path().join("copy/sub/f")).unwrap(), b"hello");
+        assert_eq!(
+            std::fs::read(dst.path().join("copy/sub/f")).unwrap(),
+            b"hello"
+        );
         assert_eq!(std::fs::read(dst.path().join("copy/h")).unwrap(), b"hello");
         assert_eq!(
             std::fs::read_link(dst.path().join("copy/evil")).unwrap(),
@@ -1343,10 +1352,23 @@ mod tests {
         std::fs::create_dir(src.path().join("etc")).unwrap();
         std::fs::write(src.path().join("etc/shadow"), b"inside").unwrap();
         let (name, kind) = source_in(sroot.as_fd(), "top", "top", "here").unwrap();
-        assert_eq!((name.as_os_str(), kind), (OsStr::new("top"), SourceKind::File));
+        assert_eq!(
+            (name.as_os_str(), kind),
+            (OsStr::new("top"), SourceKind::File)
+        );
         let mut buf = Vec::new();
         write_tar(sroot.as_fd(), "top", &name, &mut buf).unwrap();
-        extract_tar(droot.as_fd(), &Target { dir: vec![], first: First::Keep }, &buf[..], None, false).unwrap();
+        extract_tar(
+            droot.as_fd(),
+            &Target {
+                dir: vec![],
+                first: First::Keep,
+            },
+            &buf[..],
+            None,
+            false,
+        )
+        .unwrap();
         assert_eq!(std::fs::read(dst.path().join("top")).unwrap(), b"inside");
     }
 
@@ -1388,8 +1410,14 @@ mod tests {
         // Either refused or written inside the root: never outside.
         let _ = extract_tar(r.as_fd(), &t, &data[..], None, false);
         assert!(!outside.path().join("pwned").exists());
-        extract_tar(r.as_fd(), &t, &raw_tar(b"../../../escape", b"bad")[..], None, false)
-            .unwrap();
+        extract_tar(
+            r.as_fd(),
+            &t,
+            &raw_tar(b"../../../escape", b"bad")[..],
+            None,
+            false,
+        )
+        .unwrap();
         assert!(!dst.path().join("escape").exists());
         assert_eq!(std::fs::read(root.join("escape")).unwrap(), b"bad");
         extract_tar(r.as_fd(), &t, &raw_tar(b"/abs", b"bad")[..], None, false).unwrap();

@@ -228,12 +228,15 @@ pub fn config_value(rec: &ContainerRecord) -> Value {
         return Value::Null;
     }
     let s = rec.config.health.clone().unwrap_or_default();
-    let test = health_argv(rec.config.health_cmd.as_deref().unwrap_or_default())
-        .map(|argv| match argv.as_slice() {
+    let test = health_argv(rec.config.health_cmd.as_deref().unwrap_or_default()).map_or(
+        Value::Null,
+        |argv| match argv.as_slice() {
             [sh, c, cmd] if sh == "/bin/sh" && c == "-c" => json!(["CMD-SHELL", cmd]),
-            _ => json!(std::iter::once("CMD".to_string()).chain(argv).collect::<Vec<_>>()),
-        })
-        .unwrap_or(Value::Null);
+            _ => json!(std::iter::once("CMD".to_string())
+                .chain(argv)
+                .collect::<Vec<_>>()),
+        },
+    );
     json!({"Test": test, "Interval": s.interval_ns, "Timeout": s.timeout_ns,
            "StartPeriod": s.start_period_ns, "Retries": s.retries})
 }
@@ -424,9 +427,7 @@ impl Engine {
             );
             return Ok((1, text));
         }
-        let code = status
-            .and_then(|s| s.code())
-            .unwrap_or(1);
+        let code = status.and_then(|s| s.code()).unwrap_or(1);
         Ok((code, text))
     }
 }

@@ -84,7 +84,8 @@ impl Engine {
             started_at: started.state.started_at,
         })
         .map_err(|e| EngineError::Invalid(format!("restart marker: {e}")))?;
-        std::fs::write(&path, data).map_err(EngineError::io(format!("writing {}", path.display())))?;
+        std::fs::write(&path, data)
+            .map_err(EngineError::io(format!("writing {}", path.display())))?;
         Ok(true)
     }
 }

@@ -177,6 +177,7 @@ impl Engine {
 }
 
 /// Go's `units.HumanSize`: decimal units, 4 significant digits (`393.2kB`).
+#[allow(clippy::cast_precision_loss)]
 pub fn human_size(n: u64) -> String {
     const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
     let mut v = n as f64;
@@ -212,6 +213,7 @@ fn sig4(v: f64) -> String {
 }
 
 /// The binary-unit size podman's `MemUsageBytes` shows (`724KiB`).
+#[allow(clippy::cast_precision_loss)]
 pub fn human_size_binary(n: u64) -> String {
     const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     let mut v = n as f64;
@@ -226,6 +228,7 @@ pub fn human_size_binary(n: u64) -> String {
 /// A `stats` row with podman's template fields; `prev` is the previous
 /// sample of the same container (CPU % over the interval), else CPU % is
 /// the average since the start.
+#[allow(clippy::cast_precision_loss)]
 pub fn stats_row(s: &StatsSample, prev: Option<&StatsSample>, no_trunc: bool) -> Value {
     let uptime = (s.system_nanos - s.started_at).max(1);
     let avg = if s.cpu_nanos == 0 {
