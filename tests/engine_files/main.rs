@@ -872,6 +872,24 @@ fn restart_policies() {
         ),
         "2 exited 3"
     );
+    // A foreground run is restarted too (after it returned the exit code).
+    let out = b.run(&[
+        "run",
+        "--name",
+        "fg",
+        "--network",
+        "none",
+        "--restart",
+        "on-failure:1",
+        IMAGE,
+        "sh",
+        "-c",
+        "exit 4",
+    ]);
+    assert_eq!(out.code, 4);
+    assert!(wait_until(Duration::from_secs(20), || {
+        b.inspect("fg", "{{.RestartCount}} {{.State.Status}}") == "1 exited"
+    }));
     // on-failure does not restart a clean exit.
     b.run_detached(&["--name", "ok", "--restart", "on-failure"], &["true"]);
     assert!(wait_until(Duration::from_secs(10), || b

@@ -897,7 +897,8 @@ fn finish_attached(e: &mut Engine, id: &str, end: AttachEnd, rm: bool) -> Result
     // (removal cleans up too).
     if !rm {
         match e.cleanup(id) {
-            Ok(()) | Err(EngineError::NoSuchContainer(_)) => {}
+            Ok(()) => crate::container_extras::after_cleanup(e, id),
+            Err(EngineError::NoSuchContainer(_)) => {}
             Err(err) => eprintln!("Error: cleaning up container {id}: {err}"),
         }
     }

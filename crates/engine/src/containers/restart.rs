@@ -1,7 +1,9 @@
 //! Restart policies (`--restart always|on-failure[:N]|unless-stopped`).
 //!
-//! Applied by the monitor's exit command (`barge container cleanup ID`)
-//! after the cleanup, so exactly once per exit: the container is started
+//! Applied after the cleanup of an exit, by the monitor's exit command
+//! (`barge container cleanup ID`) or by a foreground `run`/`start -a`
+//! that cleans up itself; whichever comes second finds the container
+//! running again and does nothing. The container is started
 //! again unless the user stopped it (`stop`, `rm -f`), or, for
 //! `on-failure`, it exited 0 or has been restarted N times already (N = 0:
 //! no limit). Each policy restart bumps `RestartCount`; a start by the user
@@ -65,6 +67,11 @@ impl Engine {
             let Some(cur) = self.db.get::<ContainerRecord>(Table::Containers, &rec.id)? else {
                 return Ok(false);
             };
+            if cur.state.status != Status::Exited {
+                // Started again meanwhile (by the user, or by the other
+                // cleanup of the same exit): nothing to do.
+                return Ok(false);
+            }
             let restart = should_restart(&cur, count);
             let new_count = if restart { count + 1 } else { count };
             if new_count != cur.state.restart_count {
