@@ -153,6 +153,7 @@ pub struct HealthcheckRunArgs {
 
 /// The health flags of `run`/`create` (`--health-cmd` is in RunArgs).
 #[derive(Args, Debug, Default)]
+#[allow(clippy::struct_field_names)] // podman's flag names
 pub struct HealthArgs {
     /// Time between health checks (e.g. 30s; `disable`).
     #[arg(long = "health-interval")]
@@ -311,38 +312,34 @@ fn commit(e: &mut Engine, a: &CommitArgs) -> Result<()> {
 }
 
 fn export(e: &mut Engine, a: &ExportArgs) -> Result<()> {
-    match &a.output {
-        Some(p) => {
-            // Into a temporary file beside the target, renamed when
-            // complete: a failed export leaves no partial archive.
-            let mut tmp_name = p.as_os_str().to_os_string();
-            tmp_name.push(format!(".tmp-{}", std::process::id()));
-            let tmp = PathBuf::from(tmp_name);
-            let written = (|| -> Result<()> {
-                let f = std::fs::File::create(&tmp)
-                    .map_err(|err| anyhow::anyhow!("creating {}: {err}", tmp.display()))?;
-                let mut w = std::io::BufWriter::new(f);
-                e.export(&a.container, &mut w)?;
-                w.flush()?;
-                std::fs::rename(&tmp, p)
-                    .map_err(|err| anyhow::anyhow!("writing {}: {err}", p.display()))?;
-                Ok(())
-            })();
-            if written.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            written
+    let Some(path) = &a.output else {
+        if std::io::stdout().is_terminal() {
+            bail!("refusing to export to terminal. Use -o flag or redirect");
         }
-        None => {
-            if std::io::stdout().is_terminal() {
-                bail!("refusing to export to terminal. Use -o flag or redirect");
-            }
-            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-            e.export(&a.container, &mut w)?;
-            w.flush()?;
-            Ok(())
-        }
+        let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+        e.export(&a.container, &mut w)?;
+        w.flush()?;
+        return Ok(());
+    };
+    // Into a temporary file beside the target, renamed when complete: a
+    // failed export leaves no partial archive.
+    let mut tmp_name = path.as_os_str().to_os_string();
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp_name);
+    let written = (|| -> Result<()> {
+        let file = std::fs::File::create(&tmp)
+            .map_err(|err| anyhow::anyhow!("creating {}: {err}", tmp.display()))?;
+        let mut w = std::io::BufWriter::new(file);
+        e.export(&a.container, &mut w)?;
+        w.flush()?;
+        std::fs::rename(&tmp, path)
+            .map_err(|err| anyhow::anyhow!("writing {}: {err}", path.display()))?;
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
+    written
 }
 
 fn stats_header(field: &str) -> Option<String> {
