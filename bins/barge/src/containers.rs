@@ -58,6 +58,8 @@ pub enum TopCommand {
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
+    #[command(flatten)]
+    Extras(crate::container_extras::ExtraCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -104,6 +106,8 @@ pub enum ContainerCommand {
     /// Release the resources of an exited container (run by the monitor).
     #[command(hide = true)]
     Cleanup(NamesArgs),
+    #[command(flatten)]
+    Extras(crate::container_extras::ExtraCommand),
 }
 
 #[derive(Args, Debug, Default)]
@@ -205,6 +209,8 @@ pub struct RunArgs {
     /// Health check command.
     #[arg(long = "health-cmd")]
     health_cmd: Option<String>,
+    #[command(flatten)]
+    health: crate::container_extras::HealthArgs,
     /// Log driver: k8s-file (default), json-file, none.
     #[arg(long = "log-driver")]
     log_driver: Option<String>,
@@ -536,6 +542,7 @@ pub(crate) fn run(
         TopCommand::Rename(a) => ContainerCommand::Rename(a),
         TopCommand::Pause(a) => ContainerCommand::Pause(a),
         TopCommand::Unpause(a) => ContainerCommand::Unpause(a),
+        TopCommand::Extras(a) => ContainerCommand::Extras(a),
     };
     let mut e = engine(root, runroot)?;
     barge_engine::timing::mark("engine open");
@@ -614,12 +621,14 @@ pub(crate) fn run(
         ContainerCommand::Cleanup(a) => {
             for n in &a.names {
                 match e.cleanup(n) {
-                    Ok(()) | Err(EngineError::NoSuchContainer(_)) => {}
+                    Ok(()) => crate::container_extras::after_cleanup(&mut e, n),
+                    Err(EngineError::NoSuchContainer(_)) => {}
                     Err(err) => return Err(err.into()),
                 }
             }
             Ok(())
         }
+        ContainerCommand::Extras(a) => crate::container_extras::run(&mut e, a),
     }
 }
 
@@ -800,6 +809,7 @@ fn create_options(a: &mut RunArgs) -> Result<CreateOptions> {
             .transpose()?
             .unwrap_or_default(),
         health_cmd: a.health_cmd.clone(),
+        health: a.health.settings()?,
         log_driver: a.log_driver.clone().unwrap_or_default(),
         runtime: a.runtime.clone().unwrap_or_default(),
         auto_remove: a.rm,
@@ -892,7 +902,8 @@ fn finish_attached(e: &mut Engine, id: &str, end: AttachEnd, rm: bool) -> Result
     // (removal cleans up too).
     if !rm {
         match e.cleanup(id) {
-            Ok(()) | Err(EngineError::NoSuchContainer(_)) => {}
+            Ok(()) => crate::container_extras::after_cleanup(e, id),
+            Err(EngineError::NoSuchContainer(_)) => {}
             Err(err) => eprintln!("Error: cleaning up container {id}: {err}"),
         }
     }

@@ -1,5 +1,6 @@
 //! `barge`: the podman-compatible CLI, a thin layer over `barge_engine`.
 
+mod container_extras;
 mod containers;
 mod images;
 

@@ -477,6 +477,7 @@ impl Engine {
             r.state.finished_at = 0;
             r.state.exit_code = 0;
             r.state.stopped_by_user = false;
+            r.state.health.clear();
             Ok(())
         })?;
         crate::networks::announce(self, &rec, false);
@@ -502,8 +503,10 @@ impl Engine {
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(":");
+        // redirect_dir and metacopy off: an upper directory written with
+        // them cannot be turned into a layer (commit) or listed (diff).
         let data = format!(
-            "lowerdir={lower},upperdir={},workdir={}",
+            "lowerdir={lower},upperdir={},workdir={},redirect_dir=off,metacopy=off",
             upper.display(),
             work.display()
         );
@@ -810,6 +813,11 @@ impl Engine {
                     rec.state.status.as_str()
                 )));
             }
+            // Not to be restarted by its restart policy meanwhile.
+            self.modify(&rec.id, |r| {
+                r.state.stopped_by_user = true;
+                Ok(())
+            })?;
             let _ = self.run_runtime(&rec, &["kill", "--all", &rec.id, "9"]);
             self.wait_gone(&rec, Duration::from_secs(10));
         }

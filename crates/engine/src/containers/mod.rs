@@ -7,11 +7,15 @@
 //! `RUNROOT/containers/ID/` (the monitor's attach socket, exit file and
 //! pid files). The OCI runtime is only ever reached through its CLI.
 
+pub mod files;
+pub mod health;
 pub mod lifecycle;
 pub mod monitor;
 pub mod networks;
 pub mod query;
+pub mod restart;
 pub mod spec;
+pub mod stats;
 pub mod tty;
 
 use crate::db::{Db, Inserted, Table};
@@ -542,6 +546,8 @@ pub struct ContainerConfig {
     pub restart: RestartPolicy,
     /// Health check command (`CMD-SHELL` string).
     pub health_cmd: Option<String>,
+    /// Health check timing (`--health-interval`, …).
+    pub health: Option<health::HealthSettings>,
     /// Log driver: `k8s-file`, `json-file` or `none`.
     pub log_driver: String,
     /// The OCI runtime (name or path).

@@ -102,7 +102,11 @@ pub fn status_text(rec: &ContainerRecord) -> String {
     match rec.state.status {
         Status::Created => "Created".into(),
         Status::Running | Status::Stopping => {
-            format!("Up {}", ago(rec.state.started_at))
+            let up = format!("Up {}", ago(rec.state.started_at));
+            match &rec.config.health_cmd {
+                Some(_) => super::health::status_suffix(rec, up),
+                None => up,
+            }
         }
         Status::Paused => "Paused".into(),
         Status::Exited => format!(
@@ -317,7 +321,7 @@ impl Engine {
                 "Error": st.error,
                 "StartedAt": rfc3339(st.started_at),
                 "FinishedAt": rfc3339(st.finished_at),
-                "Health": if rec.config.health_cmd.is_some() { json!({"Status": st.health}) } else { Value::Null },
+                "Health": super::health::inspect_value(&cdir, &rec),
             },
             "Image": rec.image_id.trim_start_matches("sha256:"),
             "ImageName": rec.image_name,
@@ -363,7 +367,7 @@ impl Engine {
                 "OpenStdin": rec.config.stdin,
                 "Annotations": {},
                 "CreateCommand": [],
-                "Healthcheck": rec.config.health_cmd.as_ref().map(|h| json!({"Test": ["CMD-SHELL", h]})),
+                "Healthcheck": super::health::config_value(&rec),
             },
             "HostConfig": {
                 "NetworkMode": rec.network().display(),
