@@ -18,6 +18,7 @@ PACKAGES=(
     catatonit netavark aardvark-dns iptables conmon golang-github-containers-common
     bsdutils gzip zstd
     nftables
+    sqlite3
 )
 
 missing=()
