@@ -106,6 +106,14 @@ impl Engine {
         Ok(ContainerLock { _fd: fd })
     }
 
+    /// Removes the lock file of a container that no longer exists; call
+    /// it holding the lock, after finding the record gone. Safe because
+    /// ids are never reused: whoever waits on the unlinked file, or locks
+    /// a new one, finds no record either.
+    fn forget_lock(&self, id: &str) {
+        let _ = std::fs::remove_file(self.paths.runroot.join("locks").join(id));
+    }
+
     /// The runtime binary for a container.
     pub fn runtime_for(&self, rec: &ContainerRecord) -> PathBuf {
         match rec.config.runtime.as_str() {
@@ -194,6 +202,9 @@ impl Engine {
     pub fn cleanup(&mut self, id: &str) -> Result<()> {
         let _lock = self.lock(id)?;
         let Some(rec) = self.db.get::<ContainerRecord>(Table::Containers, id)? else {
+            // Removed meanwhile (e.g. the monitor's exit command after
+            // `rm -f`): do not leave a lock file behind.
+            self.forget_lock(id);
             return Ok(());
         };
         if !rec.state.prepared {
@@ -287,10 +298,10 @@ impl Engine {
         let rec = self.lookup(name)?;
         let rec = self.refresh(rec)?;
         let lock = self.lock(&rec.id)?;
-        let rec: ContainerRecord = self
-            .db
-            .get(Table::Containers, &rec.id)?
-            .ok_or_else(|| EngineError::NoSuchContainer(name.to_string()))?;
+        let Some(rec) = self.db.get::<ContainerRecord>(Table::Containers, &rec.id)? else {
+            self.forget_lock(&rec.id);
+            return Err(EngineError::NoSuchContainer(name.to_string()));
+        };
         match rec.state.status {
             Status::Running | Status::Paused | Status::Stopping => {
                 return Ok((rec, None));
@@ -807,6 +818,7 @@ impl Engine {
             }
         }
         let Some(current) = self.db.get::<ContainerRecord>(Table::Containers, &rec.id)? else {
+            self.forget_lock(&rec.id);
             return Ok(());
         };
         self.modify(&rec.id, |r| {
@@ -844,7 +856,7 @@ impl Engine {
         if volumes || rec.config.auto_remove {
             self.remove_anonymous_volumes(&rec.id)?;
         }
-        let _ = std::fs::remove_file(self.paths.runroot.join("locks").join(&rec.id));
+        self.forget_lock(&rec.id);
         Ok(())
     }
 
