@@ -348,6 +348,11 @@ impl Engine {
         self.modify(&rec.id, |r| {
             r.state.prepared = true;
             r.state.error.clear();
+            // From here on a container may exist in the runtime: a start
+            // killed half-way must not leave it shown as exited.
+            if r.state.status == Status::Exited {
+                r.state.status = Status::Created;
+            }
             Ok(())
         })?;
         let rootfs = self.mount_rootfs(rec)?;
