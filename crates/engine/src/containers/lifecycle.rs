@@ -160,6 +160,22 @@ impl Engine {
         }
     }
 
+    /// The runtime's status of the container (`created`, `running`, …;
+    /// empty when the runtime does not know it).
+    fn runtime_status(&self, rec: &ContainerRecord) -> String {
+        let out = self
+            .runtime_cmd(rec)
+            .args(["state", &rec.id])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output();
+        out.ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+            .and_then(|v| v.get("status")?.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
     /// Brings `rec` up to date with reality: a container whose process is
     /// gone is marked exited (with the monitor's exit code when there is
     /// one) and cleaned up. Cheap when nothing changed.
@@ -174,6 +190,21 @@ impl Engine {
         let dir = self.paths.container_run_dir(&rec.id);
         let exited = monitor::read_exit(&dir);
         if exited.is_none() && alive(rec.state.pid, rec.state.pid_start) {
+            if rec.state.status == Status::Created && self.runtime_status(&rec) == "running" {
+                // A start killed after `runtime start` but before it
+                // recorded that: the container runs.
+                let pid = rec.state.pid;
+                return self.modify(&rec.id, |r| {
+                    if r.state.status == Status::Created && r.state.pid == pid {
+                        r.state.status = Status::Running;
+                        r.state.started_at = now_nanos();
+                        r.state.finished_at = 0;
+                        r.state.exit_code = 0;
+                        r.state.stopped_by_user = false;
+                    }
+                    Ok(())
+                });
+            }
             return Ok(rec);
         }
         if exited.is_none() && rec.state.monitor_pid > 0 && alive(rec.state.monitor_pid, 0) {
