@@ -302,6 +302,14 @@ impl Engine {
     /// [`Self::release`], running `meanwhile` while the runtime deletes
     /// the container (its cgroup removal waits on the kernel).
     fn release_with(&mut self, rec: &ContainerRecord, meanwhile: impl FnOnce(&mut Self)) {
+        // Without a recorded pid, a start may have died after spawning the
+        // monitor: find it before the run directory goes.
+        let orphan_monitor = if rec.state.pid == 0 {
+            super::read_opt(&self.paths.container_run_dir(&rec.id).join("monitor.pid"))
+                .and_then(|s| s.trim().parse::<i32>().ok())
+        } else {
+            None
+        };
         let child = self
             .runtime_cmd(rec)
             .args(["delete", "--force", &rec.id])
@@ -316,7 +324,32 @@ impl Engine {
         if let Ok(mut c) = child {
             let _ = c.wait();
         }
+        if let Some(m) = orphan_monitor {
+            self.wait_orphan_monitor(rec, m);
+        }
         crate::timing::mark("runtime delete");
+    }
+
+    /// Waits (up to 10 s) for the monitor `pid` of a start that died
+    /// before recording the container's pid: it may still be running
+    /// `runtime create`, so a container can appear after the delete above.
+    /// Deletes again every half second until the monitor, which exits once
+    /// the container is gone, has exited.
+    fn wait_orphan_monitor(&self, rec: &ContainerRecord, pid: i32) {
+        let ours = || {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == rec.id.as_bytes()))
+                && alive(pid, 0)
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut next_delete = Instant::now() + Duration::from_millis(500);
+        while ours() && Instant::now() < deadline {
+            if Instant::now() >= next_delete {
+                let _ = self.run_runtime(rec, &["delete", "--force", &rec.id]);
+                next_delete = Instant::now() + Duration::from_millis(500);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Starts a created or exited container. With `opts.attach`, returns a
