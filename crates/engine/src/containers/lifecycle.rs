@@ -285,7 +285,7 @@ impl Engine {
             r.state.monitor_pid = 0;
             Ok(())
         })?;
-        let _ = std::fs::remove_dir_all(&dir);
+        remove_run_dir(&dir);
         if auto_remove {
             drop(_lock);
             self.remove_record(&rec, true)?;
@@ -382,7 +382,7 @@ impl Engine {
             Ok(v) => Ok(v),
             Err(e) => {
                 self.release(&rec);
-                let _ = std::fs::remove_dir_all(self.paths.container_run_dir(&rec.id));
+                remove_run_dir(&self.paths.container_run_dir(&rec.id));
                 let msg = e.to_string();
                 let _ = self.modify(&rec.id, |r| {
                     r.state.prepared = false;
@@ -903,7 +903,7 @@ impl Engine {
                 std::fs::remove_dir_all(&cdir)
                     .map_err(EngineError::io(format!("removing {}", cdir.display())))?;
             }
-            let _ = std::fs::remove_dir_all(&rundir);
+            remove_run_dir(&rundir);
             Ok(())
         };
         let mut removed = Ok(());
@@ -1052,6 +1052,22 @@ pub fn runtime_message(stderr: &[u8]) -> String {
         }
     }
     msg
+}
+
+/// Removes a container's run directory. The monitor may be writing its
+/// exit file while the directory is emptied (`rm -f` removes files while
+/// the runtime kills the container): try again while new entries keep the
+/// directory from going (up to half a second); once it is gone the
+/// monitor cannot create anything in it.
+fn remove_run_dir(dir: &Path) {
+    for _ in 0..100 {
+        match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            _ => return,
+        }
+    }
 }
 
 /// Reads a file of the container's root filesystem, never leaving it.
