@@ -488,7 +488,13 @@ fn firewall_ready(bridge: &str) -> bool {
 pub fn detach_container(e: &mut Engine, rec: &ContainerRecord) {
     let current: Option<ContainerRecord> = e.db.get(Table::Containers, &rec.id).ok().flatten();
     let rec = current.as_ref().unwrap_or(rec);
-    if let (Some(first), false) = (
+    let recorded = rec.state.networks.values().next().is_some()
+        && rec.config.ports.iter().all(|p| p.host_port != 0);
+    if !rec.config.ports.is_empty() && !recorded {
+        // A start killed between publishing and recording the ports (or
+        // the address): find the elements by the container id instead.
+        let _ = barge_net::unpublish_container(&rec.id);
+    } else if let (Some(first), false) = (
         rec.state.networks.values().next(),
         rec.config.ports.is_empty(),
     ) {
