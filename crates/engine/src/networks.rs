@@ -438,12 +438,29 @@ pub fn attach_container(
                     .iter()
                     .map(to_net_port)
                     .collect::<Result<_>>()?;
-                barge_net::assign_host_ports(&mut ports)?;
-                barge_net::publish_ports(&barge_net::PortPublish {
-                    container_id: rec.id.clone(),
-                    container_ip: ip,
-                    ports: ports.clone(),
-                })?;
+                let random = ports.iter().any(|p| p.host_port == 0);
+                let requested = ports.clone();
+                let mut tries = 0;
+                loop {
+                    ports.clone_from(&requested);
+                    barge_net::assign_host_ports(&mut ports)?;
+                    let published = barge_net::publish_ports(&barge_net::PortPublish {
+                        container_id: rec.id.clone(),
+                        container_ip: ip,
+                        ports: ports.clone(),
+                    });
+                    match published {
+                        // A random port is free on the host but another
+                        // container starting at the same time drew it
+                        // too: draw again.
+                        Err(barge_net::NetError::Nft { detail, .. })
+                            if random && tries < 5 && detail.contains("already published") =>
+                        {
+                            tries += 1;
+                        }
+                        r => break r?,
+                    }
+                }
                 let assigned: Vec<crate::containers::PortMapping> =
                     ports.iter().map(from_net_port).collect();
                 e.modify(&rec.id, |r| {
