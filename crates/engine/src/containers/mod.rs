@@ -992,23 +992,25 @@ impl Engine {
             state: State::default(),
             pod: opts.pod,
         };
-        let dir = self.paths.container_dir(&id);
-        std::fs::create_dir_all(&dir)
-            .map_err(EngineError::io(format!("creating {}", dir.display())))?;
+        // The record first, then the directory: a create killed in between
+        // leaves a record without a directory, which `start` (it makes the
+        // directories it needs) and `rm` handle; the other order would
+        // leave a directory nothing knows about.
         let inserted = self
             .db
-            .write(|tx| tx.insert(Table::Containers, &id, Some(&name), &rec));
-        match inserted {
-            Ok(Inserted::Yes) => Ok(rec),
-            Ok(Inserted::Conflict) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                Err(EngineError::NameInUse(name))
-            }
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                Err(e.into())
-            }
+            .write(|tx| tx.insert(Table::Containers, &id, Some(&name), &rec))?;
+        if inserted == Inserted::Conflict {
+            return Err(EngineError::NameInUse(name));
         }
+        let dir = self.paths.container_dir(&id);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            let _ = self.db.write(|tx| {
+                tx.delete(Table::Containers, &id)?;
+                Ok::<_, EngineError>(())
+            });
+            return Err(EngineError::io(format!("creating {}", dir.display()))(e));
+        }
+        Ok(rec)
     }
 }
 
