@@ -975,6 +975,7 @@ impl Engine {
         }
 
         let id = random_id();
+        let generated = opts.name.is_none();
         let name = match opts.name {
             Some(n) => {
                 validate_name(&n)?;
@@ -982,7 +983,7 @@ impl Engine {
             }
             None => random_name(&id),
         };
-        let rec = ContainerRecord {
+        let mut rec = ContainerRecord {
             id: id.clone(),
             name: name.clone(),
             image_id: image.id.to_string(),
@@ -996,11 +997,19 @@ impl Engine {
         // leaves a record without a directory, which `start` (it makes the
         // directories it needs) and `rm` handle; the other order would
         // leave a directory nothing knows about.
-        let inserted = self
+        let mut tries = 0;
+        while self
             .db
-            .write(|tx| tx.insert(Table::Containers, &id, Some(&name), &rec))?;
-        if inserted == Inserted::Conflict {
-            return Err(EngineError::NameInUse(name));
+            .write(|tx| tx.insert(Table::Containers, &id, Some(&rec.name), &rec))?
+            == Inserted::Conflict
+        {
+            // A generated name has only 400 values: on a clash, add a
+            // random suffix (podman retries with another name too).
+            if !generated || tries == 8 {
+                return Err(EngineError::NameInUse(rec.name));
+            }
+            tries += 1;
+            rec.name = format!("{name}_{}", &random_id()[..6]);
         }
         let dir = self.paths.container_dir(&id);
         if let Err(e) = std::fs::create_dir_all(&dir) {
