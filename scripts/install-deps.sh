@@ -19,6 +19,7 @@ PACKAGES=(
     bsdutils gzip zstd
     nftables
     python3 e2fsprogs wget
+    sqlite3
 )
 
 missing=()

@@ -451,24 +451,43 @@ pub fn plumb_container(e: &mut Engine, rec: &ContainerRecord, setup: &NetSetup) 
             },
         );
         if i == 0 && !rec.config.ports.is_empty() {
-            let mut ports: Vec<barge_net::PortMapping> = rec
-                .config
-                .ports
-                .iter()
-                .map(to_net_port)
-                .collect::<Result<_>>()?;
-            barge_net::assign_host_ports(&mut ports)?;
-            barge_net::publish_ports(&barge_net::PortPublish {
-                container_id: rec.id.clone(),
-                container_ip: *ip,
-                ports: ports.clone(),
-            })?;
-            let assigned: Vec<crate::containers::PortMapping> =
-                ports.iter().map(from_net_port).collect();
-            e.modify(&rec.id, |r| {
-                r.config.ports.clone_from(&assigned);
-                Ok(())
-            })?;
+            {
+                let mut ports: Vec<barge_net::PortMapping> = rec
+                    .config
+                    .ports
+                    .iter()
+                    .map(to_net_port)
+                    .collect::<Result<_>>()?;
+                let random = ports.iter().any(|p| p.host_port == 0);
+                let requested = ports.clone();
+                let mut tries = 0;
+                loop {
+                    ports.clone_from(&requested);
+                    barge_net::assign_host_ports(&mut ports)?;
+                    let published = barge_net::publish_ports(&barge_net::PortPublish {
+                        container_id: rec.id.clone(),
+                        container_ip: *ip,
+                        ports: ports.clone(),
+                    });
+                    match published {
+                        // A random port is free on the host but another
+                        // container starting at the same time drew it
+                        // too: draw again.
+                        Err(barge_net::NetError::Nft { detail, .. })
+                            if random && tries < 5 && detail.contains("already published") =>
+                        {
+                            tries += 1;
+                        }
+                        r => break r?,
+                    }
+                }
+                let assigned: Vec<crate::containers::PortMapping> =
+                    ports.iter().map(from_net_port).collect();
+                e.modify(&rec.id, |r| {
+                    r.config.ports.clone_from(&assigned);
+                    Ok(())
+                })?;
+            }
         }
     }
     e.modify(&rec.id, |r| {
@@ -501,7 +520,13 @@ fn firewall_ready(bridge: &str) -> bool {
 pub fn detach_container(e: &mut Engine, rec: &ContainerRecord) {
     let current: Option<ContainerRecord> = e.db.get(Table::Containers, &rec.id).ok().flatten();
     let rec = current.as_ref().unwrap_or(rec);
-    if let (Some(first), false) = (
+    let recorded = rec.state.networks.values().next().is_some()
+        && rec.config.ports.iter().all(|p| p.host_port != 0);
+    if !rec.config.ports.is_empty() && !recorded {
+        // A start killed between publishing and recording the ports (or
+        // the address): find the elements by the container id instead.
+        let _ = barge_net::unpublish_container(&rec.id);
+    } else if let (Some(first), false) = (
         rec.state.networks.values().next(),
         rec.config.ports.is_empty(),
     ) {

@@ -107,6 +107,14 @@ impl Engine {
         Ok(ContainerLock { _fd: fd })
     }
 
+    /// Removes the lock file of a container that no longer exists; call
+    /// it holding the lock, after finding the record gone. Safe because
+    /// ids are never reused: whoever waits on the unlinked file, or locks
+    /// a new one, finds no record either.
+    fn forget_lock(&self, id: &str) {
+        let _ = std::fs::remove_file(self.paths.runroot.join("locks").join(id));
+    }
+
     /// The runtime binary for a container.
     pub fn runtime_for(&self, rec: &ContainerRecord) -> PathBuf {
         match rec.config.runtime.as_str() {
@@ -153,6 +161,22 @@ impl Engine {
         }
     }
 
+    /// The runtime's status of the container (`created`, `running`, …;
+    /// empty when the runtime does not know it).
+    fn runtime_status(&self, rec: &ContainerRecord) -> String {
+        let out = self
+            .runtime_cmd(rec)
+            .args(["state", &rec.id])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output();
+        out.ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+            .and_then(|v| v.get("status")?.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
     /// Brings `rec` up to date with reality: a container whose process is
     /// gone is marked exited (with the monitor's exit code when there is
     /// one) and cleaned up. Cheap when nothing changed.
@@ -169,6 +193,21 @@ impl Engine {
         let dir = self.paths.container_run_dir(&rec.id);
         let exited = monitor::read_exit(&dir);
         if exited.is_none() && alive(rec.state.pid, rec.state.pid_start) {
+            if rec.state.status == Status::Created && self.runtime_status(&rec) == "running" {
+                // A start killed after `runtime start` but before it
+                // recorded that: the container runs.
+                let pid = rec.state.pid;
+                return self.modify(&rec.id, |r| {
+                    if r.state.status == Status::Created && r.state.pid == pid {
+                        r.state.status = Status::Running;
+                        r.state.started_at = now_nanos();
+                        r.state.finished_at = 0;
+                        r.state.exit_code = 0;
+                        r.state.stopped_by_user = false;
+                    }
+                    Ok(())
+                });
+            }
             return Ok(rec);
         }
         if exited.is_none() && rec.state.monitor_pid > 0 && alive(rec.state.monitor_pid, 0) {
@@ -197,6 +236,9 @@ impl Engine {
     pub fn cleanup(&mut self, id: &str) -> Result<()> {
         let lock = self.lock(id)?;
         let Some(rec) = self.db.get::<ContainerRecord>(Table::Containers, id)? else {
+            // Removed meanwhile (e.g. the monitor's exit command after
+            // `rm -f`): do not leave a lock file behind.
+            self.forget_lock(id);
             return Ok(());
         };
         if !rec.state.prepared {
@@ -246,7 +288,7 @@ impl Engine {
             r.state.monitor_pid = 0;
             Ok(())
         })?;
-        let _ = std::fs::remove_dir_all(&dir);
+        remove_run_dir(&dir);
         if auto_remove {
             drop(lock);
             self.remove_record(&rec, true)?;
@@ -263,6 +305,14 @@ impl Engine {
     /// [`Self::release`], running `meanwhile` while the runtime deletes
     /// the container (its cgroup removal waits on the kernel).
     fn release_with(&mut self, rec: &ContainerRecord, meanwhile: impl FnOnce(&mut Self)) {
+        // Without a recorded pid, a start may have died after spawning the
+        // monitor: find it before the run directory goes.
+        let orphan_monitor = if rec.state.pid == 0 {
+            super::read_opt(&self.paths.container_run_dir(&rec.id).join("monitor.pid"))
+                .and_then(|s| s.trim().parse::<i32>().ok())
+        } else {
+            None
+        };
         let child = self
             .runtime_cmd(rec)
             .args(["delete", "--force", &rec.id])
@@ -277,7 +327,32 @@ impl Engine {
         if let Ok(mut c) = child {
             let _ = c.wait();
         }
+        if let Some(m) = orphan_monitor {
+            self.wait_orphan_monitor(rec, m);
+        }
         crate::timing::mark("runtime delete");
+    }
+
+    /// Waits (up to 10 s) for the monitor `pid` of a start that died
+    /// before recording the container's pid: it may still be running
+    /// `runtime create`, so a container can appear after the delete above.
+    /// Deletes again every half second until the monitor, which exits once
+    /// the container is gone, has exited.
+    fn wait_orphan_monitor(&self, rec: &ContainerRecord, pid: i32) {
+        let ours = || {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == rec.id.as_bytes()))
+                && alive(pid, 0)
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut next_delete = Instant::now() + Duration::from_millis(500);
+        while ours() && Instant::now() < deadline {
+            if Instant::now() >= next_delete {
+                let _ = self.run_runtime(rec, &["delete", "--force", &rec.id]);
+                next_delete = Instant::now() + Duration::from_millis(500);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Starts a created or exited container. With `opts.attach`, returns a
@@ -290,10 +365,10 @@ impl Engine {
         let rec = self.lookup(name)?;
         let rec = self.refresh(rec)?;
         let lock = self.lock(&rec.id)?;
-        let rec: ContainerRecord = self
-            .db
-            .get(Table::Containers, &rec.id)?
-            .ok_or_else(|| EngineError::NoSuchContainer(name.to_string()))?;
+        let Some(rec) = self.db.get::<ContainerRecord>(Table::Containers, &rec.id)? else {
+            self.forget_lock(&rec.id);
+            return Err(EngineError::NoSuchContainer(name.to_string()));
+        };
         match rec.state.status {
             Status::Running | Status::Paused | Status::Stopping => {
                 return Ok((rec, None));
@@ -310,7 +385,7 @@ impl Engine {
             Ok(v) => Ok(v),
             Err(e) => {
                 self.release(&rec);
-                let _ = std::fs::remove_dir_all(self.paths.container_run_dir(&rec.id));
+                remove_run_dir(&self.paths.container_run_dir(&rec.id));
                 let msg = e.to_string();
                 let _ = self.modify(&rec.id, |r| {
                     r.state.prepared = false;
@@ -340,6 +415,11 @@ impl Engine {
         self.modify(&rec.id, |r| {
             r.state.prepared = true;
             r.state.error.clear();
+            // From here on a container may exist in the runtime: a start
+            // killed half-way must not leave it shown as exited.
+            if r.state.status == Status::Exited {
+                r.state.status = Status::Created;
+            }
             Ok(())
         })?;
         let rootfs = self.mount_rootfs(rec)?;
@@ -838,6 +918,7 @@ impl Engine {
             }
         }
         let Some(current) = self.db.get::<ContainerRecord>(Table::Containers, &rec.id)? else {
+            self.forget_lock(&rec.id);
             return Ok(());
         };
         self.modify(&rec.id, |r| {
@@ -853,7 +934,7 @@ impl Engine {
                 std::fs::remove_dir_all(&cdir)
                     .map_err(EngineError::io(format!("removing {}", cdir.display())))?;
             }
-            let _ = std::fs::remove_dir_all(&rundir);
+            remove_run_dir(&rundir);
             Ok(())
         };
         let mut removed = Ok(());
@@ -875,7 +956,7 @@ impl Engine {
         if volumes || rec.config.auto_remove {
             self.remove_anonymous_volumes(&rec.id)?;
         }
-        let _ = std::fs::remove_file(self.paths.runroot.join("locks").join(&rec.id));
+        self.forget_lock(&rec.id);
         Ok(())
     }
 
@@ -1002,6 +1083,22 @@ pub fn runtime_message(stderr: &[u8]) -> String {
         }
     }
     msg
+}
+
+/// Removes a container's run directory. The monitor may be writing its
+/// exit file while the directory is emptied (`rm -f` removes files while
+/// the runtime kills the container): try again while new entries keep the
+/// directory from going (up to half a second); once it is gone the
+/// monitor cannot create anything in it.
+fn remove_run_dir(dir: &Path) {
+    for _ in 0..100 {
+        match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            _ => return,
+        }
+    }
 }
 
 /// Reads a file of the container's root filesystem, never leaving it.

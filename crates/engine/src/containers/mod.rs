@@ -995,6 +995,7 @@ impl Engine {
         }
 
         let id = random_id();
+        let generated = opts.name.is_none();
         let name = match &opts.name {
             Some(n) => {
                 validate_name(n)?;
@@ -1002,7 +1003,7 @@ impl Engine {
             }
             None => random_name(&id),
         };
-        let rec = ContainerRecord {
+        let mut rec = ContainerRecord {
             id: id.clone(),
             name: name.clone(),
             image_id: image.id.to_string(),
@@ -1012,33 +1013,33 @@ impl Engine {
             state: State::default(),
             pod: opts.pod,
         };
-        let dir = self.paths.container_dir(&id);
-        std::fs::create_dir_all(&dir)
-            .map_err(EngineError::io(format!("creating {}", dir.display())))?;
-        let generated = opts.name.is_none();
-        let mut rec = rec;
-        for attempt in 0..16 {
-            let inserted = self
-                .db
-                .write(|tx| tx.insert(Table::Containers, &id, Some(&rec.name), &rec));
-            match inserted {
-                Ok(Inserted::Yes) => return Ok(rec),
-                Ok(Inserted::Conflict) if generated && attempt < 15 => {
-                    // Another container has this generated name: pick another.
-                    rec.name = random_name(&random_id());
-                }
-                Ok(Inserted::Conflict) => {
-                    let _ = std::fs::remove_dir_all(&dir);
-                    return Err(EngineError::NameInUse(rec.name));
-                }
-                Err(e) => {
-                    let _ = std::fs::remove_dir_all(&dir);
-                    return Err(e.into());
-                }
+        // The record first, then the directory: a create killed in between
+        // leaves a record without a directory, which `start` (it makes the
+        // directories it needs) and `rm` handle; the other order would
+        // leave a directory nothing knows about.
+        let mut tries = 0;
+        while self
+            .db
+            .write(|tx| tx.insert(Table::Containers, &id, Some(&rec.name), &rec))?
+            == Inserted::Conflict
+        {
+            // A generated name has only 400 values: on a clash, add a
+            // random suffix (podman retries with another name too).
+            if !generated || tries == 8 {
+                return Err(EngineError::NameInUse(rec.name));
             }
+            tries += 1;
+            rec.name = format!("{name}_{}", &random_id()[..6]);
         }
-        let _ = std::fs::remove_dir_all(&dir);
-        Err(EngineError::NameInUse(rec.name))
+        let dir = self.paths.container_dir(&id);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            let _ = self.db.write(|tx| {
+                tx.delete(Table::Containers, &id)?;
+                Ok::<_, EngineError>(())
+            });
+            return Err(EngineError::io(format!("creating {}", dir.display()))(e));
+        }
+        Ok(rec)
     }
 }
 
