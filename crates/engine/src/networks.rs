@@ -199,10 +199,36 @@ impl Engine {
                 EngineError::Invalid(format!("subnet {subnet} has no host addresses"))
             })?,
         };
-        let bridge = (1..)
-            .map(|i| format!("barge{i}"))
-            .find(|b| !existing.iter().any(|e| &e.bridge == b))
-            .unwrap_or_default();
+        // Bridges are host-wide and other barge roots name theirs the same
+        // way: take the first `bargeN` that no network of this root uses and
+        // that this call could create (exclusive creation; an existing link
+        // belongs to someone else).
+        let mut bridge = None;
+        for i in 1..10_000 {
+            let b = format!("barge{i}");
+            if existing.iter().any(|e| e.bridge == b) || barge_net::bridge_exists(&b)? {
+                continue;
+            }
+            let spec = barge_net::BridgeSpec {
+                name: b.clone(),
+                gateway,
+                prefix_len: subnet.prefix_len(),
+                mtu: 0,
+            };
+            if barge_net::ensure_bridge(&spec)? {
+                bridge = Some(b);
+                break;
+            }
+        }
+        let bridge = bridge
+            .ok_or_else(|| EngineError::Invalid("no free bridge name barge1..barge9999".into()))?;
+        if let Err(e) = barge_net::ensure_network_firewall(&barge_net::NetworkFirewall {
+            bridge: bridge.clone(),
+            subnet,
+        }) {
+            let _ = barge_net::remove_bridge(&bridge);
+            return Err(e.into());
+        }
         let rec = NetworkRecord {
             id: crate::containers::random_id(),
             name: name.clone(),
@@ -216,11 +242,13 @@ impl Engine {
             created: now_nanos(),
             last_ip: None,
         };
-        if self
+        let inserted = self
             .db
-            .write(|tx| tx.insert(Table::Networks, &name, None, &rec))?
-            == Inserted::Conflict
-        {
+            .write(|tx| tx.insert(Table::Networks, &name, None, &rec));
+        if !matches!(inserted, Ok(Inserted::Yes)) {
+            let _ = barge_net::remove_network_firewall(&rec.bridge);
+            let _ = barge_net::remove_bridge(&rec.bridge);
+            inserted?;
             return Err(EngineError::Invalid(format!(
                 "network name {name} already used: network already exists"
             )));
@@ -253,9 +281,8 @@ impl Engine {
         if !users.is_empty() {
             if !force {
                 return Err(EngineError::Invalid(format!(
-                    "network {} is being used by container(s) {}: network is being used",
-                    rec.name,
-                    users.join(", ")
+                    "{:?} has associated containers with it. Use -f to forcibly delete containers and pods: network is being used",
+                    rec.name
                 )));
             }
             for u in users {
@@ -292,20 +319,15 @@ impl Engine {
             if let Some(a) = c.state.networks.get(&n.name) {
                 containers.insert(
                     c.id.clone(),
-                    serde_json::json!({"name": c.name, "interfaces": {"eth0": {"subnets": [
+                    serde_json::json!({"name": c.name, "interfaces": {ifname_of(a): {"subnets": [
                         {"ipnet": format!("{}/{}", a.ip, a.prefix_len), "gateway": a.gateway}],
                         "mac_address": a.mac}}}),
                 );
             }
         }
-        Ok(serde_json::json!({
-            "name": n.name, "id": n.id, "driver": n.driver, "network_interface": n.bridge,
-            "created": crate::containers::query::rfc3339(n.created),
-            "subnets": [{"subnet": n.subnet, "gateway": n.gateway}],
-            "ipv6_enabled": false, "internal": n.internal, "dns_enabled": n.dns_enabled,
-            "labels": n.labels, "ipam_options": {"driver": "host-local"},
-            "containers": containers,
-        }))
+        let mut v = n.to_json();
+        v["containers"] = serde_json::Value::Object(containers);
+        Ok(v)
     }
 }
 
@@ -331,33 +353,138 @@ fn hosts_entries(e: &Engine, net: &str, skip: &str) -> Result<Vec<(String, Strin
     Ok(out)
 }
 
+/// Rewrites one running container's hosts file: its base, then the other
+/// running members of every name-resolving network it is attached to
+/// (`leaving` excluded).
+fn rewrite_hosts(e: &Engine, id: &str, leaving: &str) -> Result<()> {
+    let Some(c) = e.db.get::<ContainerRecord>(Table::Containers, id)? else {
+        return Ok(());
+    };
+    let dir = e.paths.container_dir(id);
+    let path = dir.join("hosts");
+    let Ok(base) = std::fs::read_to_string(dir.join("hosts.base")) else {
+        return Ok(());
+    };
+    if !path.exists() {
+        return Ok(());
+    }
+    let mut entries: Vec<HostEntry> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for net in c.state.networks.keys() {
+        let Some(n) = e.db.get::<NetworkRecord>(Table::Networks, net)? else {
+            continue;
+        };
+        if !n.dns_enabled {
+            continue;
+        }
+        for (other, ip, entry) in hosts_entries(e, net, leaving)? {
+            if other != id && seen.insert((other, ip)) {
+                entries.push(entry);
+            }
+        }
+    }
+    barge_net::dns::update_hosts_file_in_place(&path, Some(&base), &entries)?;
+    Ok(())
+}
+
 /// Rewrites the hosts file of every running container on `net` so it lists
 /// the current members (names resolve on user networks through
 /// `/etc/hosts`, which the engine keeps up to date; no DNS daemon).
 fn refresh_peer_hosts(e: &Engine, net: &str, leaving: &str) -> Result<()> {
-    let members = hosts_entries(e, net, leaving)?;
-    for (id, _, _) in &members {
-        let Some(c) = e.db.get::<ContainerRecord>(Table::Containers, id)? else {
-            continue;
-        };
-        let path = e.paths.container_dir(id).join("hosts");
-        let base = e.paths.container_dir(id).join("hosts.base");
-        let Ok(base) = std::fs::read_to_string(&base) else {
-            continue;
-        };
-        let mut entries = Vec::new();
-        for (other, _, entry) in &members {
-            if other != id {
-                entries.push(entry.clone());
-            }
-        }
-        // Keep the container's own line first (it is in the base).
-        let _ = c;
-        if path.exists() {
-            barge_net::dns::update_hosts_file_in_place(&path, Some(&base), &entries)?;
-        }
+    for (id, _, _) in hosts_entries(e, net, leaving)? {
+        rewrite_hosts(e, &id, leaving)?;
     }
     Ok(())
+}
+
+/// Picks the next free address of network `net_name` for container `id`
+/// (round-robin) and records it.
+fn allocate_address(
+    e: &mut Engine,
+    net_name: &str,
+    subnet: Subnet,
+    gateway: Ipv4Addr,
+    id: &str,
+) -> Result<Ipv4Addr> {
+    e.db.write(|tx| {
+        let mut nrec: NetworkRecord = tx
+            .get(Table::Networks, net_name)?
+            .ok_or_else(|| EngineError::Invalid(format!("network {net_name} not found")))?;
+        tx.release_addresses(id, Some(net_name))?;
+        let used: BTreeSet<Ipv4Addr> = tx
+            .addresses(net_name)?
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        let last = nrec.last_ip.as_deref().and_then(|l| l.parse().ok());
+        let ip = barge_net::next_free_after(subnet, gateway, &used, last)?;
+        tx.reserve_address(net_name, &ip.to_string(), id)?;
+        nrec.last_ip = Some(ip.to_string());
+        tx.update(Table::Networks, net_name, None, &nrec)?;
+        Ok::<_, EngineError>(ip)
+    })
+}
+
+/// Connects the container's namespace `netns` to network `n` as `ifname`:
+/// an address, the bridge (and its firewall) if missing, the veth.
+fn plug(
+    e: &mut Engine,
+    id: &str,
+    netns: &Path,
+    n: &NetworkRecord,
+    ifname: &str,
+) -> Result<Attachment> {
+    let subnet = n.subnet()?;
+    let gateway = n.gateway()?;
+    let ip = allocate_address(e, &n.name, subnet, gateway, id)?;
+    let plugged = (|| {
+        let created = barge_net::ensure_bridge(&barge_net::BridgeSpec {
+            name: n.bridge.clone(),
+            gateway,
+            prefix_len: subnet.prefix_len(),
+            mtu: 0,
+        })?;
+        if created || !firewall_ready(&n.bridge) {
+            barge_net::ensure_network_firewall(&barge_net::NetworkFirewall {
+                bridge: n.bridge.clone(),
+                subnet,
+            })?;
+        }
+        barge_net::attach(&barge_net::Attachment {
+            container_id: id.to_string(),
+            netns_path: netns.to_path_buf(),
+            bridge: n.bridge.clone(),
+            ifname: ifname.to_string(),
+            ip,
+            prefix_len: subnet.prefix_len(),
+            gateway,
+            mac: None,
+            default_route: ifname == "eth0",
+        })
+    })();
+    match plugged {
+        Ok(report) => Ok(Attachment {
+            ip: ip.to_string(),
+            prefix_len: subnet.prefix_len(),
+            gateway: gateway.to_string(),
+            mac: barge_net::format_mac(&report.mac),
+            ifname: ifname.to_string(),
+        }),
+        Err(err) => {
+            let net = n.name.clone();
+            let _ = e.db.write(|tx| tx.release_addresses(id, Some(&net)));
+            Err(err.into())
+        }
+    }
+}
+
+/// The interface name of an attachment (`eth0` for old records).
+fn ifname_of(a: &Attachment) -> &str {
+    if a.ifname.is_empty() {
+        "eth0"
+    } else {
+        &a.ifname
+    }
 }
 
 /// Attaches a container to bridge networks: a network namespace, an
@@ -377,58 +504,12 @@ pub fn attach_container(
     let mut attachments = BTreeMap::new();
     for (i, name) in nets.iter().enumerate() {
         let n = e.network_record(name)?;
-        let subnet = n.subnet()?;
-        let gateway = n.gateway()?;
-        let id = rec.id.clone();
-        let net_name = n.name.clone();
-        let ip = e.db.write(|tx| {
-            let mut nrec: NetworkRecord = tx
-                .get(Table::Networks, &net_name)?
-                .ok_or_else(|| EngineError::Invalid(format!("network {net_name} not found")))?;
-            tx.release_addresses(&id, Some(&net_name))?;
-            let used: BTreeSet<Ipv4Addr> = tx
-                .addresses(&net_name)?
-                .iter()
-                .filter_map(|a| a.parse().ok())
-                .collect();
-            let last = nrec.last_ip.as_deref().and_then(|l| l.parse().ok());
-            let ip = barge_net::next_free_after(subnet, gateway, &used, last)?;
-            tx.reserve_address(&net_name, &ip.to_string(), &id)?;
-            nrec.last_ip = Some(ip.to_string());
-            tx.update(Table::Networks, &net_name, None, &nrec)?;
-            Ok::<_, EngineError>(ip)
-        })?;
-        let created = barge_net::ensure_bridge(&barge_net::BridgeSpec {
-            name: n.bridge.clone(),
-            gateway,
-            prefix_len: subnet.prefix_len(),
-            mtu: 0,
-        })?;
-        if created || !firewall_ready(&n.bridge) {
-            barge_net::ensure_network_firewall(&barge_net::NetworkFirewall {
-                bridge: n.bridge.clone(),
-                subnet,
-            })?;
-        }
-        let report = barge_net::attach(&barge_net::Attachment {
-            container_id: rec.id.clone(),
-            netns_path: netns.clone(),
-            bridge: n.bridge.clone(),
-            ifname: format!("eth{i}"),
-            ip,
-            prefix_len: subnet.prefix_len(),
-            gateway,
-            mac: None,
-        })?;
-        attachments.insert(
-            n.name.clone(),
-            Attachment {
-                ip: ip.to_string(),
-                prefix_len: subnet.prefix_len(),
-                gateway: gateway.to_string(),
-                mac: barge_net::format_mac(&report.mac),
-            },
-        );
+        let att = plug(e, &rec.id, &netns, &n, &format!("eth{i}"))?;
+        let ip: Ipv4Addr = att
+            .ip
+            .parse()
+            .map_err(|_| EngineError::Invalid(format!("bad address {}", att.ip)))?;
+        attachments.insert(n.name.clone(), att);
         if i == 0 {
             setup.ip = Some(ip.to_string());
             if !rec.config.ports.is_empty() {
@@ -454,7 +535,9 @@ pub fn attach_container(
         }
         if n.dns_enabled {
             for (_, ip, entry) in hosts_entries(e, &n.name, &rec.id)? {
-                setup.peers.push((ip, entry.names.join(" ")));
+                if !setup.peers.iter().any(|(p, _)| p == &ip) {
+                    setup.peers.push((ip, entry.names.join(" ")));
+                }
             }
         }
     }
@@ -463,6 +546,153 @@ pub fn attach_container(
         Ok(())
     })?;
     Ok(setup)
+}
+
+/// Options of [`Engine::network_connect`].
+#[derive(Debug, Clone, Default)]
+pub struct NetworkConnectOptions {
+    /// Network name or id.
+    pub network: String,
+    /// Container name or id.
+    pub container: String,
+}
+
+/// What [`Engine::network_connect`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkConnectReport {
+    /// The network's name.
+    pub network: String,
+    /// The container's id.
+    pub container_id: String,
+    /// The new interface and its address, when the container is running.
+    pub attachment: Option<Attachment>,
+}
+
+fn bridge_networks(rec: &ContainerRecord, action: &str, net: &str) -> Result<Vec<String>> {
+    match rec.network() {
+        NetworkMode::Bridge(n) => Ok(n),
+        m => Err(EngineError::Invalid(format!(
+            "cannot {action} container {} {} network {net}: its network mode is {}",
+            rec.name,
+            if action == "connect" { "to" } else { "from" },
+            m.display()
+        ))),
+    }
+}
+
+impl Engine {
+    /// Connects a container to a network: a running container gets a new
+    /// interface (`ethN`, the first free index) with an address and its
+    /// peers' hosts files are updated; a stopped one only has the network
+    /// added to its configuration.
+    pub fn network_connect(
+        &mut self,
+        opts: &NetworkConnectOptions,
+    ) -> Result<NetworkConnectReport> {
+        let n = self.network_record(&opts.network)?;
+        // Refresh before locking: cleaning up a dead container takes the lock.
+        let rec = self.refresh(self.lookup(&opts.container)?)?;
+        let _lock = self.lock(&rec.id)?;
+        let rec = self.lookup(&rec.id)?;
+        let nets = bridge_networks(&rec, "connect", &n.name)?;
+        let mut report = NetworkConnectReport {
+            network: n.name.clone(),
+            container_id: rec.id.clone(),
+            attachment: None,
+        };
+        let running = matches!(rec.state.status, Status::Running | Status::Paused)
+            && !rec.state.networks.is_empty();
+        if nets.contains(&n.name) {
+            if running || rec.state.networks.contains_key(&n.name) {
+                return Err(EngineError::Invalid(format!(
+                    "container {} is already connected to network {}: network is already connected",
+                    rec.name, n.name
+                )));
+            }
+            // As podman: connecting a stopped container again is a no-op.
+            return Ok(report);
+        }
+        if running {
+            let used: BTreeSet<&str> = rec.state.networks.values().map(ifname_of).collect();
+            let ifname = (0..)
+                .map(|i| format!("eth{i}"))
+                .find(|i| !used.contains(i.as_str()))
+                .unwrap_or_default();
+            let netns = self.paths.netns_dir().join(&rec.id);
+            let att = plug(self, &rec.id, &netns, &n, &ifname)?;
+            let (name, a) = (n.name.clone(), att.clone());
+            self.modify(&rec.id, |r| {
+                if let NetworkMode::Bridge(list) = r.network() {
+                    let mut list = list;
+                    list.push(name.clone());
+                    r.config.network = Some(NetworkMode::Bridge(list));
+                }
+                r.state.networks.insert(name, a);
+                Ok(())
+            })?;
+            if n.dns_enabled {
+                rewrite_hosts(self, &rec.id, "")?;
+                refresh_peer_hosts(self, &n.name, "")?;
+            }
+            report.attachment = Some(att);
+        } else {
+            let name = n.name.clone();
+            self.modify(&rec.id, |r| {
+                let mut list = bridge_networks(r, "connect", &name)?;
+                list.push(name.clone());
+                r.config.network = Some(NetworkMode::Bridge(list));
+                Ok(())
+            })?;
+        }
+        Ok(report)
+    }
+
+    /// Disconnects a container from a network: a running container loses
+    /// that interface (its veth is deleted, its address freed, its peers'
+    /// hosts files updated); a stopped one only has the network removed
+    /// from its configuration.
+    pub fn network_disconnect(&mut self, network: &str, container: &str) -> Result<()> {
+        let n = self.network_record(network)?;
+        let rec = self.refresh(self.lookup(container)?)?;
+        let _lock = self.lock(&rec.id)?;
+        let rec = self.lookup(&rec.id)?;
+        let nets = bridge_networks(&rec, "disconnect", &n.name)?;
+        if !nets.contains(&n.name) {
+            return Err(EngineError::Invalid(format!(
+                "container {} is not connected to network {}",
+                rec.name, n.name
+            )));
+        }
+        if let Some(a) = rec.state.networks.get(&n.name) {
+            let ifname = ifname_of(a).to_string();
+            if ifname == "eth0" && !rec.config.ports.is_empty() {
+                return Err(EngineError::Invalid(format!(
+                    "cannot disconnect container {} from network {}: its published ports are on that interface",
+                    rec.name, n.name
+                )));
+            }
+            barge_net::detach_interface(&rec.id, &ifname)?;
+        }
+        let (id, name) = (rec.id.clone(), n.name.clone());
+        self.db.write(|tx| {
+            tx.release_addresses(&id, Some(&name))?;
+            let mut r: ContainerRecord = tx
+                .get(Table::Containers, &id)?
+                .ok_or_else(|| EngineError::NoSuchContainer(id.clone()))?;
+            if let NetworkMode::Bridge(mut list) = r.network() {
+                list.retain(|x| x != &name);
+                r.config.network = Some(NetworkMode::Bridge(list));
+            }
+            r.state.networks.remove(&name);
+            tx.update(Table::Containers, &id, Some(&r.name), &r)?;
+            Ok::<_, EngineError>(())
+        })?;
+        if n.dns_enabled && rec.state.networks.contains_key(&n.name) {
+            refresh_peer_hosts(self, &n.name, &rec.id)?;
+            rewrite_hosts(self, &rec.id, "")?;
+        }
+        Ok(())
+    }
 }
 
 /// Tells the other members of the container's user networks about it
@@ -489,7 +719,7 @@ pub fn detach_container(e: &mut Engine, rec: &ContainerRecord) {
     let current: Option<ContainerRecord> = e.db.get(Table::Containers, &rec.id).ok().flatten();
     let rec = current.as_ref().unwrap_or(rec);
     if let (Some(first), false) = (
-        rec.state.networks.values().next(),
+        rec.state.networks.values().find(|a| ifname_of(a) == "eth0"),
         rec.config.ports.is_empty(),
     ) {
         if let (Ok(ip), Ok(ports)) = (
@@ -567,4 +797,90 @@ pub fn parse_publish(specs: &[String]) -> Result<Vec<crate::containers::PortMapp
 /// Whether a path is a mounted network namespace (for leak checks).
 pub fn netns_exists(path: &Path) -> bool {
     path.exists()
+}
+
+/// A `--filter KEY=VALUE` list grouped by key: values of one key are
+/// alternatives, different keys must all match (podman's rule).
+pub fn parse_filters(filters: &[String], known: &[&str]) -> Result<BTreeMap<String, Vec<String>>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in filters {
+        let Some((k, v)) = f.split_once('=') else {
+            return Err(EngineError::Invalid(format!(
+                "invalid filter {f:?}: expected KEY=VALUE"
+            )));
+        };
+        if !known.contains(&k) {
+            return Err(EngineError::Invalid(format!(
+                "invalid filter {k:?}: expected one of {}",
+                known.join(", ")
+            )));
+        }
+        out.entry(k.to_string()).or_default().push(v.to_string());
+    }
+    Ok(out)
+}
+
+/// Whether `labels` match a `label=KEY[=VALUE]` filter value.
+pub fn label_matches(labels: &BTreeMap<String, String>, filter: &str) -> bool {
+    match filter.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+        None => labels.contains_key(filter),
+    }
+}
+
+impl Engine {
+    /// Networks matching podman's `network ls --filter` keys `name`
+    /// (substring), `id` (prefix), `driver`, `label` and `dangling` (no
+    /// containers), sorted by name.
+    pub fn network_list(&mut self, filters: &[String]) -> Result<Vec<NetworkRecord>> {
+        let filters = parse_filters(filters, &["name", "id", "driver", "label", "dangling"])?;
+        let mut out = Vec::new();
+        for n in self.networks()? {
+            let mut ok = true;
+            for (k, vals) in &filters {
+                ok &= match k.as_str() {
+                    "name" => vals.iter().any(|v| n.name.contains(v.as_str())),
+                    "id" => vals.iter().any(|v| n.id.starts_with(v.as_str())),
+                    "driver" => vals.iter().any(|v| &n.driver == v),
+                    "label" => vals.iter().all(|v| label_matches(&n.labels, v)),
+                    _ => {
+                        let dangling = self.network_users(&n.name)?.is_empty();
+                        vals.iter().any(|v| (v == "true" || v == "1") == dangling)
+                    }
+                };
+            }
+            if ok {
+                out.push(n);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}
+
+impl NetworkRecord {
+    /// podman's `network ls --format json` object.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name, "id": self.id, "driver": self.driver,
+            "network_interface": self.bridge,
+            "created": crate::containers::query::rfc3339(self.created),
+            "subnets": [{"subnet": self.subnet, "gateway": self.gateway}],
+            "ipv6_enabled": false, "internal": self.internal, "dns_enabled": self.dns_enabled,
+            "labels": self.labels, "ipam_options": {"driver": "host-local"},
+        })
+    }
+
+    /// The fields `--format` templates see (podman's Go field names).
+    pub fn template_view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "Name": self.name, "ID": self.id, "Id": self.id, "Driver": self.driver,
+            "NetworkInterface": self.bridge,
+            "Created": crate::containers::query::rfc3339(self.created),
+            "Subnets": [{"Subnet": self.subnet, "Gateway": self.gateway}],
+            "Subnet": self.subnet, "Gateway": self.gateway,
+            "IPv6Enabled": false, "Internal": self.internal, "DNSEnabled": self.dns_enabled,
+            "Labels": self.labels, "IPAMOptions": {"driver": "host-local"},
+        })
+    }
 }
