@@ -2,6 +2,9 @@
 
 mod containers;
 mod images;
+mod networks;
+mod system;
+mod volumes;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -39,6 +42,12 @@ enum Command {
     Containers(containers::TopCommand),
     #[command(flatten)]
     Images(images::TopCommand),
+    #[command(flatten)]
+    Networks(networks::TopCommand),
+    #[command(flatten)]
+    Volumes(volumes::TopCommand),
+    #[command(flatten)]
+    System(system::TopCommand),
 }
 
 /// An error with the exit code to leave with.
@@ -121,5 +130,8 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Images(c) => images::run(root, c),
         Command::Containers(c) => containers::run(root, cli.runroot.as_ref(), c),
+        Command::Networks(c) => networks::run(root, cli.runroot.as_ref(), c),
+        Command::Volumes(c) => volumes::run(root, cli.runroot.as_ref(), c),
+        Command::System(c) => system::run(root, cli.runroot.as_ref(), c),
     }
 }
