@@ -10,7 +10,7 @@
 
 use barge_integration::{need_root, rootfs, run_cmd, workspace, Out};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -185,10 +185,23 @@ impl Barge {
         self.run(&["exec", ctr, "sh", "-c", script])
     }
 
+    /// A network's bridge and gateway.
+    fn bridge_of(&self, net: &str) -> (String, String) {
+        let out = self.ok(&[
+            "network",
+            "inspect",
+            "--format",
+            "{{.NetworkInterface}} {{.Gateway}}",
+            net,
+        ]);
+        let (b, g) = out.trim().split_once(' ').expect("bridge and gateway");
+        (b.to_string(), g.to_string())
+    }
+
     /// `system reset -f`, then: nothing mounted under the state, the
     /// directories gone, and no network leftovers of these containers and
     /// bridges.
-    fn reset_and_check(&mut self, ids: &[String], bridges: &[String]) {
+    fn reset_and_check(&mut self, ids: &[String], bridges: &[(String, String)]) {
         self.ok(&["system", "reset", "-f"]);
         self.reset = true;
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
@@ -203,15 +216,12 @@ impl Barge {
             let l = barge_net::leaks(id).expect("leaks");
             assert!(l.is_empty(), "leftovers of {id}: {l:?}");
         }
-        for b in bridges {
+        // Bridge names are reused at once by other roots (tests run in
+        // parallel): a bridge is ours if it has our gateway address.
+        for (b, gateway) in bridges {
             assert!(
-                !Path::new("/sys/class/net").join(b).exists(),
-                "bridge {b} left behind"
-            );
-            let chains = barge_net::leaks(b).expect("leaks").nft_chains;
-            assert!(
-                !chains.iter().any(|c| c.ends_with(&format!("_{b}"))),
-                "chains of {b} left behind: {chains:?}"
+                !host_has_address(gateway),
+                "bridge {b} with {gateway} left behind"
             );
         }
     }
@@ -223,6 +233,15 @@ impl Drop for Barge {
             let _ = run_cmd(self.cmd(&["system", "reset", "-f"]), TIMEOUT);
         }
     }
+}
+
+/// Whether a host interface has this IPv4 address.
+fn host_has_address(ip: &str) -> bool {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show"])
+        .output()
+        .expect("ip addr");
+    String::from_utf8_lossy(&out.stdout).contains(&format!("inet {ip}/"))
 }
 
 fn lines(s: &str) -> Vec<&str> {
@@ -320,10 +339,9 @@ fn network_commands() {
     let v = b.json(&["network", "inspect", name]);
     assert_eq!(v[0]["name"], name);
     assert_eq!(v[0]["driver"], "bridge");
-    let bridge = v[0]["network_interface"]
-        .as_str()
-        .expect("bridge")
-        .to_string();
+    let bridge = b.bridge_of(name);
+    assert_eq!(v[0]["network_interface"], bridge.0.as_str());
+    assert!(host_has_address(&gateway), "bridge of {name} not created");
     assert_eq!(
         b.ok(&[
             "network",
@@ -333,7 +351,7 @@ fn network_commands() {
             name
         ])
         .trim(),
-        format!("{name} true {bridge}")
+        format!("{name} true {}", bridge.0)
     );
     let out = b.fails(
         &["network", "inspect", "nosuchnet"],
@@ -411,16 +429,7 @@ fn network_commands() {
     let mut left = lines(&b.ok(&["network", "ls", "-q"])).join(",");
     left.push(',');
     assert_eq!(left, "barge,keepme,");
-    let keep_bridge = b
-        .ok(&[
-            "network",
-            "inspect",
-            "--format",
-            "{{.NetworkInterface}}",
-            "keepme",
-        ])
-        .trim()
-        .to_string();
+    let keep_bridge = b.bridge_of("keepme");
     let ids = vec![cid, b.id_of("user2")];
     b.reset_and_check(&ids, &[bridge, keep_bridge]);
 }
@@ -454,14 +463,7 @@ fn network_connect_and_disconnect() {
     let (sb, gb) = unique_subnet();
     b.ok(&["network", "create", "--subnet", &sa, "neta"]);
     b.ok(&["network", "create", "--subnet", &sb, "netb"]);
-    let bridges: Vec<String> = ["neta", "netb"]
-        .iter()
-        .map(|n| {
-            b.ok(&["network", "inspect", "--format", "{{.NetworkInterface}}", n])
-                .trim()
-                .to_string()
-        })
-        .collect();
+    let bridges: Vec<(String, String)> = ["neta", "netb"].iter().map(|n| b.bridge_of(n)).collect();
     b.ok(&[
         "run",
         "-d",
@@ -783,28 +785,10 @@ fn system_prune_info_version_reset() {
     // Things to prune and things to keep.
     let (subnet, _) = unique_subnet();
     b.ok(&["network", "create", "--subnet", &subnet, "unused"]);
-    let unused_bridge = b
-        .ok(&[
-            "network",
-            "inspect",
-            "--format",
-            "{{.NetworkInterface}}",
-            "unused",
-        ])
-        .trim()
-        .to_string();
+    let unused_bridge = b.bridge_of("unused");
     let (subnet2, _) = unique_subnet();
     b.ok(&["network", "create", "--subnet", &subnet2, "busy"]);
-    let busy_bridge = b
-        .ok(&[
-            "network",
-            "inspect",
-            "--format",
-            "{{.NetworkInterface}}",
-            "busy",
-        ])
-        .trim()
-        .to_string();
+    let busy_bridge = b.bridge_of("busy");
     b.ok(&["volume", "create", "spare"]);
     b.ok(&["volume", "create", "inuse"]);
     let stopped = b
@@ -900,7 +884,7 @@ fn system_prune_info_version_reset() {
             .is_some_and(|x| x.starts_with("Total reclaimed space: ")),
         "{out}"
     );
-    assert!(!Path::new("/sys/class/net").join(&unused_bridge).exists());
+    assert!(!host_has_address(&unused_bridge.1));
     assert_eq!(lines(&b.ok(&["ps", "-a", "-q"])).len(), 1);
 
     // -a --volumes: the unused image and volume go, the used ones stay.

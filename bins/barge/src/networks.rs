@@ -3,7 +3,7 @@
 
 use crate::{Exit, EXIT_ENGINE};
 use anyhow::Result;
-use barge_engine::networks::{NetworkConnectOptions, NetworkCreateOptions};
+use barge_engine::networks::{NetworkConnectOptions, NetworkCreateOptions, NetworkRecord};
 use barge_engine::template::Template;
 use barge_engine::EngineError;
 use clap::{Args, Subcommand};
@@ -204,7 +204,7 @@ pub(crate) fn run(
                 return Ok(());
             }
             if a.format.as_deref() == Some("json") {
-                let v: Vec<Value> = nets.iter().map(|n| n.to_json()).collect();
+                let v: Vec<Value> = nets.iter().map(NetworkRecord::to_json).collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
             }

@@ -151,7 +151,7 @@ impl Engine {
                 crate::containers::validate_name(n)?;
                 n.clone()
             }
-            None => (1..)
+            None => (1..=existing.len() + 1)
                 .map(|i| format!("barge{i}"))
                 .find(|n| !existing.iter().any(|e| &e.name == n))
                 .unwrap_or_default(),
@@ -164,7 +164,13 @@ impl Engine {
                 "network name {name} already used: network already exists"
             )));
         }
-        let used: Vec<Subnet> = existing.iter().filter_map(|e| e.subnet().ok()).collect();
+        // Subnets routed on the host count as used too (other barge roots'
+        // bridges, the host's own networks), as podman does.
+        let used: Vec<Subnet> = existing
+            .iter()
+            .filter_map(|e| e.subnet().ok())
+            .chain(host_route_subnets())
+            .collect();
         let subnet = match &opts.subnet {
             Some(s) => {
                 let sub: Subnet = s
@@ -614,7 +620,7 @@ impl Engine {
         }
         if running {
             let used: BTreeSet<&str> = rec.state.networks.values().map(ifname_of).collect();
-            let ifname = (0..)
+            let ifname = (0..=used.len())
                 .map(|i| format!("eth{i}"))
                 .find(|i| !used.contains(i.as_str()))
                 .unwrap_or_default();
@@ -799,6 +805,28 @@ pub fn netns_exists(path: &Path) -> bool {
     path.exists()
 }
 
+/// The destinations of the host's non-default IPv4 routes
+/// (`/proc/net/route`: hex addresses and masks in host byte order).
+pub fn host_route_subnets() -> Vec<Subnet> {
+    parse_proc_route(&std::fs::read_to_string("/proc/net/route").unwrap_or_default())
+}
+
+fn parse_proc_route(text: &str) -> Vec<Subnet> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dest = u32::from_str_radix(f.get(1)?, 16).ok()?;
+            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?;
+            if mask == 0 {
+                return None;
+            }
+            let ip = Ipv4Addr::from(dest.to_le_bytes());
+            format!("{ip}/{}", mask.count_ones()).parse().ok()
+        })
+        .collect()
+}
+
 /// A `--filter KEY=VALUE` list grouped by key: values of one key are
 /// alternatives, different keys must all match (podman's rule).
 pub fn parse_filters(filters: &[String], known: &[&str]) -> Result<BTreeMap<String, Vec<String>>> {
@@ -882,5 +910,41 @@ impl NetworkRecord {
             "IPv6Enabled": false, "Internal": self.internal, "DNSEnabled": self.dns_enabled,
             "Labels": self.labels, "IPAMOptions": {"driver": "host-local"},
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_route_subnets() {
+        let text =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+barge0\t00005A0A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
+eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let s: Vec<String> = parse_proc_route(text)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(s, vec!["10.90.0.0/16", "192.0.2.0/24"]);
+    }
+
+    #[test]
+    fn filters_group_by_key() {
+        let f = parse_filters(
+            &["name=a".into(), "name=b".into(), "label=x=y".into()],
+            &["name", "label"],
+        )
+        .expect("filters");
+        assert_eq!(f["name"], vec!["a", "b"]);
+        assert!(parse_filters(&["colour=red".into()], &["name"]).is_err());
+        assert!(parse_filters(&["name".into()], &["name"]).is_err());
+        let mut labels = BTreeMap::new();
+        labels.insert("x".to_string(), "y".to_string());
+        assert!(label_matches(&labels, "x"));
+        assert!(label_matches(&labels, "x=y"));
+        assert!(!label_matches(&labels, "x=z"));
     }
 }

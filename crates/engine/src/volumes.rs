@@ -305,9 +305,7 @@ pub fn copy_up_once(data: &Path, rootfs: &Path, dest: &str) -> Result<()> {
             rustix::fs::ResolveFlags::IN_ROOT | rustix::fs::ResolveFlags::NO_MAGICLINKS,
         ) {
             let from = format!("/proc/self/fd/{}/.", src.as_raw_fd());
-            let has_content = std::fs::read_dir(&from)
-                .map(|mut d| d.next().is_some())
-                .unwrap_or(false);
+            let has_content = std::fs::read_dir(&from).is_ok_and(|mut d| d.next().is_some());
             if has_content {
                 let status = std::process::Command::new("cp")
                     .arg("-a")
