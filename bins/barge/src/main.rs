@@ -3,6 +3,9 @@
 mod container_extras;
 mod containers;
 mod images;
+mod networks;
+mod system;
+mod volumes;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -34,12 +37,20 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the `run` flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     #[command(flatten)]
     Containers(Box<containers::TopCommand>),
     #[command(flatten)]
     Images(images::TopCommand),
+    #[command(flatten)]
+    Networks(networks::TopCommand),
+    #[command(flatten)]
+    Volumes(volumes::TopCommand),
+    #[command(flatten)]
+    System(system::TopCommand),
 }
 
 /// An error with the exit code to leave with.
@@ -122,5 +133,8 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Images(c) => images::run(root, c),
         Command::Containers(c) => containers::run(root, cli.runroot.as_ref(), *c),
+        Command::Networks(c) => networks::run(root, cli.runroot.as_ref(), c),
+        Command::Volumes(c) => volumes::run(root, cli.runroot.as_ref(), c),
+        Command::System(c) => system::run(root, cli.runroot.as_ref(), c),
     }
 }

@@ -205,6 +205,18 @@ impl Db {
         rows.collect::<Result<Vec<String>, _>>().map_err(self.err())
     }
 
+    /// A container's addresses: (network, address).
+    pub fn addresses_of(&self, container: &str) -> Result<Vec<(String, String)>, DbError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT network, address FROM addresses WHERE container = ?1")
+            .map_err(self.err())?;
+        let rows = st
+            .query_map(params![container], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.err())?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.err())
+    }
+
     /// Addresses taken on a network.
     pub fn addresses(&self, network: &str) -> Result<Vec<(String, String)>, DbError> {
         let mut st = self

@@ -87,6 +87,15 @@ pub enum EngineError {
     /// Building an image (import, commit) failed.
     #[error(transparent)]
     Commit(Box<CommitError>),
+    /// A `containers.conf` file could not be used.
+    #[error(transparent)]
+    Config(Box<crate::config::ConfigError>),
+}
+
+impl From<crate::config::ConfigError> for EngineError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        Self::Config(Box::new(e))
+    }
 }
 
 impl EngineError {

@@ -7,6 +7,8 @@
 //! * [`containers`]: create, start, stop, kill, remove, exec, logs,
 //!   inspect… through the monitor and the OCI runtime's CLI.
 //! * [`networks`], [`volumes`]: networks and named volumes.
+//! * [`system`]: `system prune`, `system reset`, `info`, `version`.
+//! * [`config`]: `containers.conf` defaults for new containers.
 //! * [`db`]: the SQLite state shared by every `barge` process.
 //! * [`archive`]: docker-archive save/load, archive detection (plain,
 //!   gzip, zstd) and `import` of a rootfs tarball.
@@ -15,12 +17,14 @@
 #![recursion_limit = "512"]
 
 pub mod archive;
+pub mod config;
 pub mod containers;
 pub mod db;
 pub mod error;
 pub mod images;
 mod layer_stream;
 pub mod networks;
+pub mod system;
 pub mod template;
 pub mod timing;
 pub mod volumes;

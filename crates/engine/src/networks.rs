@@ -151,7 +151,7 @@ impl Engine {
                 crate::containers::validate_name(n)?;
                 n.clone()
             }
-            None => (1..=u32::MAX)
+            None => (1..=existing.len() + 1)
                 .map(|i| format!("barge{i}"))
                 .find(|n| !existing.iter().any(|e| &e.name == n))
                 .unwrap_or_default(),
@@ -164,7 +164,13 @@ impl Engine {
                 "network name {name} already used: network already exists"
             )));
         }
-        let used: Vec<Subnet> = existing.iter().filter_map(|e| e.subnet().ok()).collect();
+        // Subnets routed on the host count as used too (other barge roots'
+        // bridges, the host's own networks), as podman does.
+        let used: Vec<Subnet> = existing
+            .iter()
+            .filter_map(|e| e.subnet().ok())
+            .chain(host_route_subnets())
+            .collect();
         let subnet = match &opts.subnet {
             Some(s) => {
                 let sub: Subnet = s
@@ -199,10 +205,36 @@ impl Engine {
                 EngineError::Invalid(format!("subnet {subnet} has no host addresses"))
             })?,
         };
-        let bridge = (1..=u32::MAX)
-            .map(|i| format!("barge{i}"))
-            .find(|b| !existing.iter().any(|e| &e.bridge == b))
-            .unwrap_or_default();
+        // Bridges are host-wide and other barge roots name theirs the same
+        // way: take the first `bargeN` that no network of this root uses and
+        // that this call could create (exclusive creation; an existing link
+        // belongs to someone else).
+        let mut bridge = None;
+        for i in 1..10_000 {
+            let b = format!("barge{i}");
+            if existing.iter().any(|e| e.bridge == b) || barge_net::bridge_exists(&b)? {
+                continue;
+            }
+            let spec = barge_net::BridgeSpec {
+                name: b.clone(),
+                gateway,
+                prefix_len: subnet.prefix_len(),
+                mtu: 0,
+            };
+            if barge_net::ensure_bridge(&spec)? {
+                bridge = Some(b);
+                break;
+            }
+        }
+        let bridge = bridge
+            .ok_or_else(|| EngineError::Invalid("no free bridge name barge1..barge9999".into()))?;
+        if let Err(e) = barge_net::ensure_network_firewall(&barge_net::NetworkFirewall {
+            bridge: bridge.clone(),
+            subnet,
+        }) {
+            let _ = barge_net::remove_bridge(&bridge);
+            return Err(e.into());
+        }
         let rec = NetworkRecord {
             id: crate::containers::random_id(),
             name: name.clone(),
@@ -216,11 +248,13 @@ impl Engine {
             created: now_nanos(),
             last_ip: None,
         };
-        if self
+        let inserted = self
             .db
-            .write(|tx| tx.insert(Table::Networks, &name, None, &rec))?
-            == Inserted::Conflict
-        {
+            .write(|tx| tx.insert(Table::Networks, &name, None, &rec));
+        if !matches!(inserted, Ok(Inserted::Yes)) {
+            let _ = barge_net::remove_network_firewall(&rec.bridge);
+            let _ = barge_net::remove_bridge(&rec.bridge);
+            inserted?;
             return Err(EngineError::Invalid(format!(
                 "network name {name} already used: network already exists"
             )));
@@ -253,9 +287,8 @@ impl Engine {
         if !users.is_empty() {
             if !force {
                 return Err(EngineError::Invalid(format!(
-                    "network {} is being used by container(s) {}: network is being used",
-                    rec.name,
-                    users.join(", ")
+                    "{:?} has associated containers with it. Use -f to forcibly delete containers and pods: network is being used",
+                    rec.name
                 )));
             }
             for u in users {
@@ -292,20 +325,15 @@ impl Engine {
             if let Some(a) = c.state.networks.get(&n.name) {
                 containers.insert(
                     c.id.clone(),
-                    serde_json::json!({"name": c.name, "interfaces": {"eth0": {"subnets": [
+                    serde_json::json!({"name": c.name, "interfaces": {ifname_of(a): {"subnets": [
                         {"ipnet": format!("{}/{}", a.ip, a.prefix_len), "gateway": a.gateway}],
                         "mac_address": a.mac}}}),
                 );
             }
         }
-        Ok(serde_json::json!({
-            "name": n.name, "id": n.id, "driver": n.driver, "network_interface": n.bridge,
-            "created": crate::containers::query::rfc3339(n.created),
-            "subnets": [{"subnet": n.subnet, "gateway": n.gateway}],
-            "ipv6_enabled": false, "internal": n.internal, "dns_enabled": n.dns_enabled,
-            "labels": n.labels, "ipam_options": {"driver": "host-local"},
-            "containers": containers,
-        }))
+        let mut v = n.to_json();
+        v["containers"] = serde_json::Value::Object(containers);
+        Ok(v)
     }
 }
 
@@ -331,39 +359,231 @@ fn hosts_entries(e: &Engine, net: &str, skip: &str) -> Result<Vec<(String, Strin
     Ok(out)
 }
 
+/// Rewrites one running container's hosts file: its base, then the other
+/// running members of every name-resolving network it is attached to
+/// (`leaving` excluded).
+fn rewrite_hosts(e: &Engine, id: &str, leaving: &str) -> Result<()> {
+    let Some(c) = e.db.get::<ContainerRecord>(Table::Containers, id)? else {
+        return Ok(());
+    };
+    let dir = e.paths.container_dir(id);
+    let path = dir.join("hosts");
+    let Ok(base) = std::fs::read_to_string(dir.join("hosts.base")) else {
+        return Ok(());
+    };
+    if !path.exists() {
+        return Ok(());
+    }
+    let mut entries: Vec<HostEntry> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for net in c.state.networks.keys() {
+        let Some(n) = e.db.get::<NetworkRecord>(Table::Networks, net)? else {
+            continue;
+        };
+        if !n.dns_enabled {
+            continue;
+        }
+        for (other, ip, entry) in hosts_entries(e, net, leaving)? {
+            if other != id && seen.insert((other, ip)) {
+                entries.push(entry);
+            }
+        }
+    }
+    barge_net::dns::update_hosts_file_in_place(&path, Some(&base), &entries)?;
+    Ok(())
+}
+
 /// Rewrites the hosts file of every running container on `net` so it lists
 /// the current members (names resolve on user networks through
 /// `/etc/hosts`, which the engine keeps up to date; no DNS daemon).
 fn refresh_peer_hosts(e: &Engine, net: &str, leaving: &str) -> Result<()> {
-    let members = hosts_entries(e, net, leaving)?;
-    for (id, _, _) in &members {
-        let Some(c) = e.db.get::<ContainerRecord>(Table::Containers, id)? else {
-            continue;
-        };
-        let path = e.paths.container_dir(id).join("hosts");
-        let base = e.paths.container_dir(id).join("hosts.base");
-        let Ok(base) = std::fs::read_to_string(&base) else {
-            continue;
-        };
-        let mut entries = Vec::new();
-        for (other, _, entry) in &members {
-            if other != id {
-                entries.push(entry.clone());
-            }
-        }
-        // Keep the container's own line first (it is in the base).
-        let _ = c;
-        if path.exists() {
-            barge_net::dns::update_hosts_file_in_place(&path, Some(&base), &entries)?;
-        }
+    for (id, _, _) in hosts_entries(e, net, leaving)? {
+        rewrite_hosts(e, &id, leaving)?;
     }
     Ok(())
+}
+
+/// Where addresses on a bridge are claimed host-wide: every barge root
+/// (parallel test suites, a user's and root's stores…) shares the bridges,
+/// so the database of one root cannot be the only authority.
+const IPAM_CLAIMS: &str = "/run/barge/ipam";
+
+fn claim_path(bridge: &str, ip: Ipv4Addr) -> std::path::PathBuf {
+    Path::new(IPAM_CLAIMS).join(bridge).join(ip.to_string())
+}
+
+/// Claims `ip` on `bridge` for container `id` (whose network namespace is
+/// `netns`): a file created exclusively. A claim whose namespace is gone is
+/// stale (its owner was killed) and is taken over. False if another live
+/// container holds it.
+fn claim_address(bridge: &str, ip: Ipv4Addr, id: &str, netns: &Path) -> Result<bool> {
+    use std::io::Write as _;
+    let path = claim_path(bridge, ip);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(EngineError::io(format!("creating {}", dir.display())))?;
+    }
+    let content = format!("{id} {}\n", netns.display());
+    for _ in 0..2 {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                f.write_all(content.as_bytes())
+                    .map_err(EngineError::io(format!("writing {}", path.display())))?;
+                return Ok(true);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let held = std::fs::read_to_string(&path).unwrap_or_default();
+                let mut parts = held.split_whitespace();
+                let (owner, owner_ns) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                if owner == id {
+                    return Ok(true);
+                }
+                if !owner.is_empty() && Path::new(owner_ns).exists() {
+                    return Ok(false);
+                }
+                // Stale (or half-written): take it over.
+                let _ = std::fs::remove_file(&path);
+            }
+            Err(e) => return Err(EngineError::io(format!("creating {}", path.display()))(e)),
+        }
+    }
+    Ok(false)
+}
+
+/// Drops container `id`'s claim on `ip` (if it still holds it).
+fn release_claim(bridge: &str, ip: &str, id: &str) {
+    let Ok(ip) = ip.parse::<Ipv4Addr>() else {
+        return;
+    };
+    let path = claim_path(bridge, ip);
+    let held = std::fs::read_to_string(&path).unwrap_or_default();
+    if held.split_whitespace().next() == Some(id) {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+/// Picks the next free address of network `net` for container `id`
+/// (round-robin), claims it host-wide and records it.
+fn allocate_address(
+    e: &mut Engine,
+    net: &NetworkRecord,
+    subnet: Subnet,
+    gateway: Ipv4Addr,
+    id: &str,
+    netns: &Path,
+) -> Result<Ipv4Addr> {
+    let net_name = net.name.clone();
+    let bridge = net.bridge.clone();
+    e.db.write(|tx| {
+        let mut nrec: NetworkRecord = tx
+            .get(Table::Networks, &net_name)?
+            .ok_or_else(|| EngineError::Invalid(format!("network {net_name} not found")))?;
+        tx.release_addresses(id, Some(&net_name))?;
+        let mut used: BTreeSet<Ipv4Addr> = tx
+            .addresses(&net_name)?
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        let mut last = nrec.last_ip.as_deref().and_then(|l| l.parse().ok());
+        let ip = loop {
+            let ip = barge_net::next_free_after(subnet, gateway, &used, last)?;
+            if claim_address(&bridge, ip, id, netns)? {
+                break ip;
+            }
+            // Another root's container has it.
+            used.insert(ip);
+            last = Some(ip);
+        };
+        tx.reserve_address(&net_name, &ip.to_string(), id)?;
+        nrec.last_ip = Some(ip.to_string());
+        tx.update(Table::Networks, &net_name, None, &nrec)?;
+        Ok::<_, EngineError>(ip)
+    })
+}
+
+/// Connects the container's namespace `netns` to network `n` as `ifname`:
+/// an address, the bridge (and its firewall) if missing, the veth.
+fn plug(
+    e: &mut Engine,
+    id: &str,
+    netns: &Path,
+    n: &NetworkRecord,
+    ifname: &str,
+) -> Result<Attachment> {
+    let ip = allocate_address(e, n, n.subnet()?, n.gateway()?, id, netns)?;
+    plug_at(e, id, netns, n, ifname, ip)
+}
+
+/// [`plug`] with the address already allocated.
+fn plug_at(
+    e: &mut Engine,
+    id: &str,
+    netns: &Path,
+    n: &NetworkRecord,
+    ifname: &str,
+    ip: Ipv4Addr,
+) -> Result<Attachment> {
+    let subnet = n.subnet()?;
+    let gateway = n.gateway()?;
+    let plugged = (|| {
+        let created = barge_net::ensure_bridge(&barge_net::BridgeSpec {
+            name: n.bridge.clone(),
+            gateway,
+            prefix_len: subnet.prefix_len(),
+            mtu: 0,
+        })?;
+        if created || !firewall_ready(&n.bridge) {
+            barge_net::ensure_network_firewall(&barge_net::NetworkFirewall {
+                bridge: n.bridge.clone(),
+                subnet,
+            })?;
+        }
+        barge_net::attach(&barge_net::Attachment {
+            container_id: id.to_string(),
+            netns_path: netns.to_path_buf(),
+            bridge: n.bridge.clone(),
+            ifname: ifname.to_string(),
+            ip,
+            prefix_len: subnet.prefix_len(),
+            gateway,
+            mac: None,
+            default_route: ifname == "eth0",
+        })
+    })();
+    match plugged {
+        Ok(report) => Ok(Attachment {
+            ip: ip.to_string(),
+            prefix_len: subnet.prefix_len(),
+            gateway: gateway.to_string(),
+            mac: barge_net::format_mac(&report.mac),
+            ifname: ifname.to_string(),
+        }),
+        Err(err) => {
+            let net = n.name.clone();
+            let _ = e.db.write(|tx| tx.release_addresses(id, Some(&net)));
+            release_claim(&n.bridge, &ip.to_string(), id);
+            Err(err.into())
+        }
+    }
+}
+
+/// The interface name of an attachment (`eth0` for old records).
+fn ifname_of(a: &Attachment) -> &str {
+    if a.ifname.is_empty() {
+        "eth0"
+    } else {
+        &a.ifname
+    }
 }
 
 /// Attaches a container to bridge networks, in two phases so the slow
 /// part overlaps the runtime's `create`: [`plan_container`] (network
 /// namespace and addresses, before `create`, which joins the namespace)
-/// then [`plumb_container`] (bridge, veth, ports; before `start`).
+/// then [`plumb_container`] (bridges, veths, ports; before `start`).
 pub fn plan_container(e: &mut Engine, rec: &ContainerRecord, nets: &[String]) -> Result<NetSetup> {
     let netns = e.paths.netns_dir().join(&rec.id);
     barge_net::Netns::remove(&netns)?;
@@ -374,33 +594,15 @@ pub fn plan_container(e: &mut Engine, rec: &ContainerRecord, nets: &[String]) ->
     };
     for name in nets {
         let n = e.network_record(name)?;
-        let subnet = n.subnet()?;
-        let gateway = n.gateway()?;
-        let id = rec.id.clone();
-        let net_name = n.name.clone();
-        let ip = e.db.write(|tx| {
-            let mut nrec: NetworkRecord = tx
-                .get(Table::Networks, &net_name)?
-                .ok_or_else(|| EngineError::Invalid(format!("network {net_name} not found")))?;
-            tx.release_addresses(&id, Some(&net_name))?;
-            let used: BTreeSet<Ipv4Addr> = tx
-                .addresses(&net_name)?
-                .iter()
-                .filter_map(|a| a.parse().ok())
-                .collect();
-            let last = nrec.last_ip.as_deref().and_then(|l| l.parse().ok());
-            let ip = barge_net::next_free_after(subnet, gateway, &used, last)?;
-            tx.reserve_address(&net_name, &ip.to_string(), &id)?;
-            nrec.last_ip = Some(ip.to_string());
-            tx.update(Table::Networks, &net_name, None, &nrec)?;
-            Ok::<_, EngineError>(ip)
-        })?;
+        let ip = allocate_address(e, &n, n.subnet()?, n.gateway()?, &rec.id, &netns)?;
         if setup.ip.is_none() {
             setup.ip = Some(ip.to_string());
         }
         if n.dns_enabled {
-            for (_, peer_ip, entry) in hosts_entries(e, &n.name, &rec.id)? {
-                setup.peers.push((peer_ip, entry.names.join(" ")));
+            for (_, peer, entry) in hosts_entries(e, &n.name, &rec.id)? {
+                if !setup.peers.iter().any(|(p, _)| p == &peer) {
+                    setup.peers.push((peer, entry.names.join(" ")));
+                }
             }
         }
         setup.plan.push((n, ip));
@@ -417,77 +619,44 @@ pub fn plumb_container(e: &mut Engine, rec: &ContainerRecord, setup: &NetSetup) 
     };
     let mut attachments = BTreeMap::new();
     for (i, (n, ip)) in setup.plan.iter().enumerate() {
-        let subnet = n.subnet()?;
-        let gateway = n.gateway()?;
-        let created = barge_net::ensure_bridge(&barge_net::BridgeSpec {
-            name: n.bridge.clone(),
-            gateway,
-            prefix_len: subnet.prefix_len(),
-            mtu: 0,
-        })?;
-        if created || !firewall_ready(&n.bridge) {
-            barge_net::ensure_network_firewall(&barge_net::NetworkFirewall {
-                bridge: n.bridge.clone(),
-                subnet,
-            })?;
-        }
-        let report = barge_net::attach(&barge_net::Attachment {
-            container_id: rec.id.clone(),
-            netns_path: netns.clone(),
-            bridge: n.bridge.clone(),
-            ifname: format!("eth{i}"),
-            ip: *ip,
-            prefix_len: subnet.prefix_len(),
-            gateway,
-            mac: None,
-        })?;
-        attachments.insert(
-            n.name.clone(),
-            Attachment {
-                ip: ip.to_string(),
-                prefix_len: subnet.prefix_len(),
-                gateway: gateway.to_string(),
-                mac: barge_net::format_mac(&report.mac),
-            },
-        );
+        let att = plug_at(e, &rec.id, &netns, n, &format!("eth{i}"), *ip)?;
+        attachments.insert(n.name.clone(), att);
         if i == 0 && !rec.config.ports.is_empty() {
-            {
-                let mut ports: Vec<barge_net::PortMapping> = rec
-                    .config
-                    .ports
-                    .iter()
-                    .map(to_net_port)
-                    .collect::<Result<_>>()?;
-                let random = ports.iter().any(|p| p.host_port == 0);
-                let requested = ports.clone();
-                let mut tries = 0;
-                loop {
-                    ports.clone_from(&requested);
-                    barge_net::assign_host_ports(&mut ports)?;
-                    let published = barge_net::publish_ports(&barge_net::PortPublish {
-                        container_id: rec.id.clone(),
-                        container_ip: *ip,
-                        ports: ports.clone(),
-                    });
-                    match published {
-                        // A random port is free on the host but another
-                        // container starting at the same time drew it
-                        // too: draw again.
-                        Err(barge_net::NetError::Nft { detail, .. })
-                            if random && tries < 5 && detail.contains("already published") =>
-                        {
-                            tries += 1;
-                        }
-                        r => break r?,
+            let requested: Vec<barge_net::PortMapping> = rec
+                .config
+                .ports
+                .iter()
+                .map(to_net_port)
+                .collect::<Result<_>>()?;
+            let random = requested.iter().any(|p| p.host_port == 0);
+            let mut ports = requested.clone();
+            let mut tries = 0;
+            loop {
+                ports.clone_from(&requested);
+                barge_net::assign_host_ports(&mut ports)?;
+                let published = barge_net::publish_ports(&barge_net::PortPublish {
+                    container_id: rec.id.clone(),
+                    container_ip: *ip,
+                    ports: ports.clone(),
+                });
+                match published {
+                    // A random port is free on the host but another
+                    // container starting at the same time drew it too:
+                    // draw again.
+                    Err(barge_net::NetError::Nft { detail, .. })
+                        if random && tries < 5 && detail.contains("already published") =>
+                    {
+                        tries += 1;
                     }
+                    r => break r?,
                 }
-                let assigned: Vec<crate::containers::PortMapping> =
-                    ports.iter().map(from_net_port).collect();
-                e.modify(&rec.id, |r| {
-                    r.config.ports.clone_from(&assigned);
-                    Ok(())
-                })?;
             }
+            let assigned: Vec<crate::containers::PortMapping> =
+                ports.iter().map(from_net_port).collect();
+            e.modify(&rec.id, |r| {
+                r.config.ports.clone_from(&assigned);
+                Ok(())
+            })?;
         }
     }
     e.modify(&rec.id, |r| {
@@ -495,6 +664,156 @@ pub fn plumb_container(e: &mut Engine, rec: &ContainerRecord, setup: &NetSetup) 
         Ok(())
     })?;
     Ok(())
+}
+
+/// Options of [`Engine::network_connect`].
+#[derive(Debug, Clone, Default)]
+pub struct NetworkConnectOptions {
+    /// Network name or id.
+    pub network: String,
+    /// Container name or id.
+    pub container: String,
+}
+
+/// What [`Engine::network_connect`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkConnectReport {
+    /// The network's name.
+    pub network: String,
+    /// The container's id.
+    pub container_id: String,
+    /// The new interface and its address, when the container is running.
+    pub attachment: Option<Attachment>,
+}
+
+fn bridge_networks(rec: &ContainerRecord, action: &str, net: &str) -> Result<Vec<String>> {
+    match rec.network() {
+        NetworkMode::Bridge(n) => Ok(n),
+        m => Err(EngineError::Invalid(format!(
+            "cannot {action} container {} {} network {net}: its network mode is {}",
+            rec.name,
+            if action == "connect" { "to" } else { "from" },
+            m.display()
+        ))),
+    }
+}
+
+impl Engine {
+    /// Connects a container to a network: a running container gets a new
+    /// interface (`ethN`, the first free index) with an address and its
+    /// peers' hosts files are updated; a stopped one only has the network
+    /// added to its configuration.
+    pub fn network_connect(
+        &mut self,
+        opts: &NetworkConnectOptions,
+    ) -> Result<NetworkConnectReport> {
+        let n = self.network_record(&opts.network)?;
+        // Refresh before locking: cleaning up a dead container takes the lock.
+        let rec = self.refresh(self.lookup(&opts.container)?)?;
+        let _lock = self.lock(&rec.id)?;
+        let rec = self.lookup(&rec.id)?;
+        let nets = bridge_networks(&rec, "connect", &n.name)?;
+        let mut report = NetworkConnectReport {
+            network: n.name.clone(),
+            container_id: rec.id.clone(),
+            attachment: None,
+        };
+        let running = matches!(rec.state.status, Status::Running | Status::Paused)
+            && !rec.state.networks.is_empty();
+        if nets.contains(&n.name) {
+            if running || rec.state.networks.contains_key(&n.name) {
+                return Err(EngineError::Invalid(format!(
+                    "container {} is already connected to network {}: network is already connected",
+                    rec.name, n.name
+                )));
+            }
+            // As podman: connecting a stopped container again is a no-op.
+            return Ok(report);
+        }
+        if running {
+            let used: BTreeSet<&str> = rec.state.networks.values().map(ifname_of).collect();
+            let ifname = (0..=used.len())
+                .map(|i| format!("eth{i}"))
+                .find(|i| !used.contains(i.as_str()))
+                .unwrap_or_default();
+            let netns = self.paths.netns_dir().join(&rec.id);
+            let att = plug(self, &rec.id, &netns, &n, &ifname)?;
+            let (name, a) = (n.name.clone(), att.clone());
+            self.modify(&rec.id, |r| {
+                if let NetworkMode::Bridge(list) = r.network() {
+                    let mut list = list;
+                    list.push(name.clone());
+                    r.config.network = Some(NetworkMode::Bridge(list));
+                }
+                r.state.networks.insert(name, a);
+                Ok(())
+            })?;
+            if n.dns_enabled {
+                rewrite_hosts(self, &rec.id, "")?;
+                refresh_peer_hosts(self, &n.name, "")?;
+            }
+            report.attachment = Some(att);
+        } else {
+            let name = n.name.clone();
+            self.modify(&rec.id, |r| {
+                let mut list = bridge_networks(r, "connect", &name)?;
+                list.push(name.clone());
+                r.config.network = Some(NetworkMode::Bridge(list));
+                Ok(())
+            })?;
+        }
+        Ok(report)
+    }
+
+    /// Disconnects a container from a network: a running container loses
+    /// that interface (its veth is deleted, its address freed, its peers'
+    /// hosts files updated); a stopped one only has the network removed
+    /// from its configuration.
+    pub fn network_disconnect(&mut self, network: &str, container: &str) -> Result<()> {
+        let n = self.network_record(network)?;
+        let rec = self.refresh(self.lookup(container)?)?;
+        let _lock = self.lock(&rec.id)?;
+        let rec = self.lookup(&rec.id)?;
+        let nets = bridge_networks(&rec, "disconnect", &n.name)?;
+        if !nets.contains(&n.name) {
+            return Err(EngineError::Invalid(format!(
+                "container {} is not connected to network {}",
+                rec.name, n.name
+            )));
+        }
+        if let Some(a) = rec.state.networks.get(&n.name) {
+            let ifname = ifname_of(a).to_string();
+            if ifname == "eth0" && !rec.config.ports.is_empty() {
+                return Err(EngineError::Invalid(format!(
+                    "cannot disconnect container {} from network {}: its published ports are on that interface",
+                    rec.name, n.name
+                )));
+            }
+            barge_net::detach_interface(&rec.id, &ifname)?;
+        }
+        if let Some(a) = rec.state.networks.get(&n.name) {
+            release_claim(&n.bridge, &a.ip, &rec.id);
+        }
+        let (id, name) = (rec.id.clone(), n.name.clone());
+        self.db.write(|tx| {
+            tx.release_addresses(&id, Some(&name))?;
+            let mut r: ContainerRecord = tx
+                .get(Table::Containers, &id)?
+                .ok_or_else(|| EngineError::NoSuchContainer(id.clone()))?;
+            if let NetworkMode::Bridge(mut list) = r.network() {
+                list.retain(|x| x != &name);
+                r.config.network = Some(NetworkMode::Bridge(list));
+            }
+            r.state.networks.remove(&name);
+            tx.update(Table::Containers, &id, Some(&r.name), &r)?;
+            Ok::<_, EngineError>(())
+        })?;
+        if n.dns_enabled && rec.state.networks.contains_key(&n.name) {
+            refresh_peer_hosts(self, &n.name, &rec.id)?;
+            rewrite_hosts(self, &rec.id, "")?;
+        }
+        Ok(())
+    }
 }
 
 /// Tells the other members of the container's user networks about it
@@ -520,14 +839,14 @@ fn firewall_ready(bridge: &str) -> bool {
 pub fn detach_container(e: &mut Engine, rec: &ContainerRecord) {
     let current: Option<ContainerRecord> = e.db.get(Table::Containers, &rec.id).ok().flatten();
     let rec = current.as_ref().unwrap_or(rec);
-    let recorded = rec.state.networks.values().next().is_some()
+    let recorded = rec.state.networks.values().any(|a| ifname_of(a) == "eth0")
         && rec.config.ports.iter().all(|p| p.host_port != 0);
     if !rec.config.ports.is_empty() && !recorded {
         // A start killed between publishing and recording the ports (or
         // the address): find the elements by the container id instead.
         let _ = barge_net::unpublish_container(&rec.id);
     } else if let (Some(first), false) = (
-        rec.state.networks.values().next(),
+        rec.state.networks.values().find(|a| ifname_of(a) == "eth0"),
         rec.config.ports.is_empty(),
     ) {
         if let (Ok(ip), Ok(ports)) = (
@@ -547,6 +866,15 @@ pub fn detach_container(e: &mut Engine, rec: &ContainerRecord) {
     }
     // The veths go with the namespace.
     let _ = barge_net::Netns::remove(e.paths.netns_dir().join(&rec.id));
+    if let NetworkMode::Bridge(nets) = rec.network() {
+        let held: Vec<(String, String)> = e.db.addresses_of(&rec.id).unwrap_or_default();
+        for (net, ip) in held {
+            if let Ok(Some(n)) = e.db.get::<NetworkRecord>(Table::Networks, &net) {
+                release_claim(&n.bridge, &ip, &rec.id);
+            }
+        }
+        let _ = nets;
+    }
     let id = rec.id.clone();
     let _ = e.db.write(|tx| {
         tx.release_addresses(&id, None)?;
@@ -605,4 +933,148 @@ pub fn parse_publish(specs: &[String]) -> Result<Vec<crate::containers::PortMapp
 /// Whether a path is a mounted network namespace (for leak checks).
 pub fn netns_exists(path: &Path) -> bool {
     path.exists()
+}
+
+/// The destinations of the host's non-default IPv4 routes
+/// (`/proc/net/route`: hex addresses and masks in host byte order).
+pub fn host_route_subnets() -> Vec<Subnet> {
+    parse_proc_route(&std::fs::read_to_string("/proc/net/route").unwrap_or_default())
+}
+
+fn parse_proc_route(text: &str) -> Vec<Subnet> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dest = u32::from_str_radix(f.get(1)?, 16).ok()?;
+            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?;
+            if mask == 0 {
+                return None;
+            }
+            let ip = Ipv4Addr::from(dest.to_le_bytes());
+            format!("{ip}/{}", mask.count_ones()).parse().ok()
+        })
+        .collect()
+}
+
+/// A `--filter KEY=VALUE` list grouped by key: values of one key are
+/// alternatives, different keys must all match (podman's rule).
+pub fn parse_filters(filters: &[String], known: &[&str]) -> Result<BTreeMap<String, Vec<String>>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in filters {
+        let Some((k, v)) = f.split_once('=') else {
+            return Err(EngineError::Invalid(format!(
+                "invalid filter {f:?}: expected KEY=VALUE"
+            )));
+        };
+        if !known.contains(&k) {
+            return Err(EngineError::Invalid(format!(
+                "invalid filter {k:?}: expected one of {}",
+                known.join(", ")
+            )));
+        }
+        out.entry(k.to_string()).or_default().push(v.to_string());
+    }
+    Ok(out)
+}
+
+/// Whether `labels` match a `label=KEY[=VALUE]` filter value.
+pub fn label_matches(labels: &BTreeMap<String, String>, filter: &str) -> bool {
+    match filter.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+        None => labels.contains_key(filter),
+    }
+}
+
+impl Engine {
+    /// Networks matching podman's `network ls --filter` keys `name`
+    /// (substring), `id` (prefix), `driver`, `label` and `dangling` (no
+    /// containers), sorted by name.
+    pub fn network_list(&mut self, filters: &[String]) -> Result<Vec<NetworkRecord>> {
+        let filters = parse_filters(filters, &["name", "id", "driver", "label", "dangling"])?;
+        let mut out = Vec::new();
+        for n in self.networks()? {
+            let mut ok = true;
+            for (k, vals) in &filters {
+                ok &= match k.as_str() {
+                    "name" => vals.iter().any(|v| n.name.contains(v.as_str())),
+                    "id" => vals.iter().any(|v| n.id.starts_with(v.as_str())),
+                    "driver" => vals.iter().any(|v| &n.driver == v),
+                    "label" => vals.iter().all(|v| label_matches(&n.labels, v)),
+                    _ => {
+                        let dangling = self.network_users(&n.name)?.is_empty();
+                        vals.iter().any(|v| (v == "true" || v == "1") == dangling)
+                    }
+                };
+            }
+            if ok {
+                out.push(n);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+}
+
+impl NetworkRecord {
+    /// podman's `network ls --format json` object.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name, "id": self.id, "driver": self.driver,
+            "network_interface": self.bridge,
+            "created": crate::containers::query::rfc3339(self.created),
+            "subnets": [{"subnet": self.subnet, "gateway": self.gateway}],
+            "ipv6_enabled": false, "internal": self.internal, "dns_enabled": self.dns_enabled,
+            "labels": self.labels, "ipam_options": {"driver": "host-local"},
+        })
+    }
+
+    /// The fields `--format` templates see (podman's Go field names).
+    pub fn template_view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "Name": self.name, "ID": self.id, "Id": self.id, "Driver": self.driver,
+            "NetworkInterface": self.bridge,
+            "Created": crate::containers::query::rfc3339(self.created),
+            "Subnets": [{"Subnet": self.subnet, "Gateway": self.gateway}],
+            "Subnet": self.subnet, "Gateway": self.gateway,
+            "IPv6Enabled": false, "Internal": self.internal, "DNSEnabled": self.dns_enabled,
+            "Labels": self.labels, "IPAMOptions": {"driver": "host-local"},
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_route_subnets() {
+        let text =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+barge0\t00005A0A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
+eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let s: Vec<String> = parse_proc_route(text)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(s, vec!["10.90.0.0/16", "192.0.2.0/24"]);
+    }
+
+    #[test]
+    fn filters_group_by_key() {
+        let f = parse_filters(
+            &["name=a".into(), "name=b".into(), "label=x=y".into()],
+            &["name", "label"],
+        )
+        .expect("filters");
+        assert_eq!(f["name"], vec!["a", "b"]);
+        assert!(parse_filters(&["colour=red".into()], &["name"]).is_err());
+        assert!(parse_filters(&["name".into()], &["name"]).is_err());
+        let mut labels = BTreeMap::new();
+        labels.insert("x".to_string(), "y".to_string());
+        assert!(label_matches(&labels, "x"));
+        assert!(label_matches(&labels, "x=y"));
+        assert!(!label_matches(&labels, "x=z"));
+    }
 }

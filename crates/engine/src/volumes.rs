@@ -211,6 +211,62 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Volumes matching podman's `volume ls --filter` keys `name`
+    /// (substring), `label`, `driver` and `dangling` (no container uses
+    /// it), sorted by name.
+    pub fn volume_list(&self, filters: &[String]) -> Result<Vec<VolumeRecord>> {
+        let filters =
+            crate::networks::parse_filters(filters, &["name", "label", "driver", "dangling"])?;
+        let mut out = Vec::new();
+        for v in self.volumes()? {
+            let mut ok = true;
+            for (k, vals) in &filters {
+                ok &= match k.as_str() {
+                    "name" => vals.iter().any(|x| v.name.contains(x.as_str())),
+                    "driver" => vals.iter().any(|x| &v.driver == x),
+                    "label" => vals
+                        .iter()
+                        .all(|x| crate::networks::label_matches(&v.labels, x)),
+                    _ => {
+                        let dangling = self.volume_users(&v.name)?.is_empty();
+                        vals.iter().any(|x| (x == "true" || x == "1") == dangling)
+                    }
+                };
+            }
+            if ok {
+                out.push(v);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// podman's `volume inspect` / `volume ls --format json` object.
+    pub fn volume_json(&self, v: &VolumeRecord) -> Result<serde_json::Value> {
+        let running = self
+            .volume_users(&v.name)?
+            .iter()
+            .filter_map(|n| self.lookup(n).ok())
+            .filter(|c| {
+                matches!(
+                    c.state.status,
+                    crate::containers::Status::Running | crate::containers::Status::Paused
+                )
+            })
+            .count();
+        let copied = Path::new(&v.mountpoint)
+            .parent()
+            .is_some_and(|p| p.join(".copied").exists());
+        Ok(serde_json::json!({
+            "Name": v.name, "Driver": v.driver, "Mountpoint": v.mountpoint,
+            "CreatedAt": crate::containers::query::rfc3339(v.created),
+            "Labels": v.labels, "Scope": "local", "Options": v.options,
+            "MountCount": running, "NeedsCopyUp": !copied, "NeedsChown": !copied,
+        }))
+    }
+}
+
 /// The name of the anonymous volume of container `id` at `dest`.
 pub fn anonymous_name(id: &str, dest: &str) -> String {
     barge_image::Digest::of(format!("{id}{dest}").as_bytes())

@@ -46,8 +46,8 @@ pub use ipam::{
     DEFAULT_SUBNET, USER_SUBNET_POOL,
 };
 pub use link::{
-    attach, bridge_exists, detach, ensure_bridge, format_mac, host_ifname, remove_bridge,
-    AttachReport, Attachment, BridgeSpec, ALIAS_PREFIX,
+    attach, bridge_exists, detach, detach_interface, ensure_bridge, format_mac, host_ifname,
+    host_ifname_for, remove_bridge, AttachReport, Attachment, BridgeSpec, ALIAS_PREFIX,
 };
 pub use netns::Netns;
 pub use orphans::{cleanup_orphans, leaks, Leaks, OrphanReport};

@@ -42,6 +42,10 @@ pub struct Attachment {
     /// MAC of the container interface; a random locally administered one
     /// when `None`.
     pub mac: Option<[u8; 6]>,
+    /// Add a default route via `gateway` (the container's first interface).
+    /// Further interfaces (`network connect`) only get their subnet's route,
+    /// so they do not replace the first network's default route.
+    pub default_route: bool,
 }
 
 /// What [`attach`] did.
@@ -114,6 +118,30 @@ pub fn host_ifname(container_id: &str) -> String {
             }
             format!("vb{hash:08x}")
         }
+    }
+}
+
+/// The host-side veth name of a container's interface `ifname`:
+/// [`host_ifname`] for `eth0`, else that name, `-` and the interface's
+/// trailing number (`eth1` → `vb01234567-1`), or 4 hex digits of a hash of
+/// the interface name when it has no short trailing number. Stays within
+/// the kernel's 15 bytes.
+pub fn host_ifname_for(container_id: &str, ifname: &str) -> String {
+    let base = host_ifname(container_id);
+    if ifname == "eth0" {
+        return base;
+    }
+    let digits = ifname.len() - ifname.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let suffix = &ifname[ifname.len() - digits..];
+    if (1..=4).contains(&digits) {
+        format!("{base}-{suffix}")
+    } else {
+        let mut hash: u32 = 0x811c_9dc5;
+        for b in ifname.bytes() {
+            hash ^= u32::from(b);
+            hash = hash.wrapping_mul(0x0100_0193);
+        }
+        format!("{base}-{:04x}", hash & 0xffff)
     }
 }
 
@@ -240,7 +268,7 @@ pub fn attach(a: &Attachment) -> Result<AttachReport> {
     check_id(&a.container_id)?;
     check_ifname(&a.ifname)?;
     check_ifname(&a.bridge)?;
-    let host = host_ifname(&a.container_id);
+    let host = host_ifname_for(&a.container_id, &a.ifname);
     let mac = a.mac.unwrap_or_else(random_mac);
     let mut sock = open_host()?;
     let bridge = netlink::get_link(&mut sock, &a.bridge)
@@ -345,13 +373,15 @@ fn configure(a: &Attachment, host: &str, sock: &mut Socket) -> Result<()> {
             e,
         )
     })?;
-    netlink::add_default_route(&mut inner, link.index, a.gateway).map_err(|e| {
-        NetError::netlink(
-            "add default route",
-            format!("via {} in {}", a.gateway, a.netns_path.display()),
-            e,
-        )
-    })?;
+    if a.default_route {
+        netlink::add_default_route(&mut inner, link.index, a.gateway).map_err(|e| {
+            NetError::netlink(
+                "add default route",
+                format!("via {} in {}", a.gateway, a.netns_path.display()),
+                e,
+            )
+        })?;
+    }
     // Carrier changes take effect asynchronously (the kernel's link
     // watcher activates the queueing discipline and enables the bridge
     // port); until then packets are dropped and a client that connects at
@@ -378,11 +408,18 @@ fn configure(a: &Attachment, host: &str, sock: &mut Socket) -> Result<()> {
     }
 }
 
-/// Deletes a container's host-side veth (which deletes its peer too).
-/// Idempotent.
+/// Deletes a container's host-side veth of `eth0` (which deletes its peer
+/// too). Idempotent. [`detach_interface`] for the others.
 pub fn detach(container_id: &str) -> Result<()> {
+    detach_interface(container_id, "eth0")
+}
+
+/// Deletes the host-side veth of the container's interface `ifname` (see
+/// [`host_ifname_for`]), and so the interface. Idempotent.
+pub fn detach_interface(container_id: &str, ifname: &str) -> Result<()> {
     check_id(container_id)?;
-    let host = host_ifname(container_id);
+    check_ifname(ifname)?;
+    let host = host_ifname_for(container_id, ifname);
     let mut sock = open_host()?;
     netlink::delete_link(&mut sock, &host)
         .map(|_| ())
@@ -413,6 +450,18 @@ mod tests {
         assert_eq!(h, host_ifname("My-Container"));
         assert_ne!(h, host_ifname("My-Container2"));
         assert!(h.len() <= 15);
+    }
+
+    #[test]
+    fn host_ifname_per_interface() {
+        let id = "0123456789abcdef";
+        assert_eq!(host_ifname_for(id, "eth0"), "vb01234567");
+        assert_eq!(host_ifname_for(id, "eth1"), "vb01234567-1");
+        assert_eq!(host_ifname_for(id, "eth12"), "vb01234567-12");
+        let odd = host_ifname_for(id, "net");
+        assert_eq!(odd.len(), 15);
+        assert_ne!(odd, host_ifname_for(id, "lan"));
+        assert!(host_ifname_for(id, "eth123456").len() <= 15);
     }
 
     #[test]

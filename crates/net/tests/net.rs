@@ -103,6 +103,7 @@ impl Net {
             prefix_len: 24,
             gateway: self.gateway,
             mac: None,
+            default_route: true,
         })
         .expect("attach");
         path
@@ -352,6 +353,7 @@ fn attach_detach_is_fast() {
         prefix_len: 24,
         gateway: net.gateway,
         mac: Some([0x02, 0, 0, 0, 0, 9]),
+        default_route: true,
     };
     let (mut attach_t, mut detach_t, mut total_t) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..50 {
@@ -575,6 +577,7 @@ fn attach_failures_leave_nothing_behind() {
         prefix_len: 24,
         gateway: net.gateway,
         mac: None,
+        default_route: true,
     };
     let e = attach(&att).expect_err("missing bridge");
     assert!(e.to_string().contains("nosuchbridge0"), "{e}");

@@ -101,6 +101,8 @@ pub struct Engine {
     pub runtime: PathBuf,
     /// The monitor binary.
     pub monitor: PathBuf,
+    /// `containers.conf` defaults for new containers.
+    pub config: crate::config::ContainersConf,
 }
 
 /// Finds a helper binary: beside the running executable, else on `PATH`.
@@ -145,6 +147,7 @@ impl Engine {
             store,
             runtime,
             monitor,
+            config: crate::config::ContainersConf::load()?,
         })
     }
 }
@@ -645,6 +648,10 @@ pub struct Attachment {
     pub gateway: String,
     /// MAC address.
     pub mac: String,
+    /// The interface inside the container (`eth0`; empty in records
+    /// written before it was kept: `eth0`).
+    #[serde(default)]
+    pub ifname: String,
 }
 
 /// A container.
@@ -897,6 +904,7 @@ impl Engine {
         };
         let icfg = image_runtime_config(&self.store, &image.id)?;
         let mut config = opts.config;
+        self.config.apply(&mut config);
         config.entrypoint = match &opts.entrypoint {
             Some(e) if e.is_empty() => Vec::new(),
             Some(e) => {
@@ -928,7 +936,10 @@ impl Engine {
                 "no command or entrypoint provided, and no CMD or ENTRYPOINT from image".into(),
             ));
         }
-        config.env = merge_env(&icfg.env.clone().unwrap_or_default(), &config.env);
+        config.env = merge_env(
+            &merge_env(&self.config.env, &icfg.env.clone().unwrap_or_default()),
+            &config.env,
+        );
         if config.workdir.is_empty() {
             config.workdir = icfg.working_dir.clone().unwrap_or_default();
         }

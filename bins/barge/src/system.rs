@@ -1,0 +1,267 @@
+//! `barge system prune|reset|info`, `barge info`, `barge version`.
+
+use crate::networks::confirm;
+use anyhow::Result;
+use barge_engine::images::human_size;
+use barge_engine::system::SystemPruneOptions;
+use barge_engine::template::Template;
+use clap::{Args, Subcommand};
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+#[derive(Subcommand, Debug)]
+pub enum TopCommand {
+    /// Manage barge.
+    #[command(subcommand)]
+    System(SystemCommand),
+    /// Display barge related system information.
+    Info(InfoArgs),
+    /// Display the barge version information.
+    Version(InfoArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCommand {
+    /// Remove unused data.
+    Prune(PruneArgs),
+    /// Reset barge storage: remove everything.
+    Reset(ResetArgs),
+    /// Display barge related system information.
+    Info(InfoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Remove all unused images, not only dangling ones.
+    #[arg(short, long)]
+    all: bool,
+    /// Do not ask.
+    #[arg(short, long)]
+    force: bool,
+    /// Also remove unused volumes.
+    #[arg(long)]
+    volumes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ResetArgs {
+    /// Do not ask.
+    #[arg(short, long)]
+    force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// `json` or a Go template.
+    #[arg(short, long)]
+    format: Option<String>,
+}
+
+pub(crate) fn run(
+    root: Option<&PathBuf>,
+    runroot: Option<&PathBuf>,
+    cmd: TopCommand,
+) -> Result<()> {
+    match cmd {
+        TopCommand::Version(a) => version(a.format.as_deref()),
+        TopCommand::Info(a) | TopCommand::System(SystemCommand::Info(a)) => {
+            let mut e = crate::containers::engine(root, runroot)?;
+            let info = e.info()?;
+            match a.format.as_deref() {
+                Some("json") => println!("{}", serde_json::to_string_pretty(&info)?),
+                Some(f) => println!("{}", Template::parse(f)?.render_one(&template_view(&info))),
+                None => print!("{}", yaml(&info)),
+            }
+            Ok(())
+        }
+        TopCommand::System(SystemCommand::Prune(a)) => {
+            if !a.force {
+                let mut what = String::from(
+                    "WARNING! This command removes:\n\t- all stopped containers\n\t- all networks not used by at least one container\n",
+                );
+                if a.volumes {
+                    what.push_str("\t- all volumes not used by at least one container\n");
+                }
+                what.push_str(if a.all {
+                    "\t- all images without at least one container associated with them\n"
+                } else {
+                    "\t- all dangling images\n"
+                });
+                what.push_str("\nAre you sure you want to continue? [y/N] ");
+                if !confirm(&what)? {
+                    return Ok(());
+                }
+            }
+            let mut e = crate::containers::engine(root, runroot)?;
+            let r = e.system_prune(SystemPruneOptions {
+                all: a.all,
+                volumes: a.volumes,
+            })?;
+            for (title, list) in [
+                ("Deleted Containers", &r.containers),
+                ("Deleted Networks", &r.networks),
+                ("Deleted Volumes", &r.volumes),
+                ("Deleted Images", &r.images),
+            ] {
+                if !list.is_empty() {
+                    println!("{title}");
+                    for x in list {
+                        println!("{x}");
+                    }
+                }
+            }
+            println!("Total reclaimed space: {}", human_size(r.reclaimed));
+            Ok(())
+        }
+        TopCommand::System(SystemCommand::Reset(a)) => {
+            if !a.force
+                && !confirm("WARNING! This will remove all containers, pods, images, volumes, networks (except default) and resets the storage to initial state.\nAre you sure you want to continue? [y/N] ")?
+            {
+                return Ok(());
+            }
+            let mut e = crate::containers::engine(root, runroot)?;
+            e.system_reset()?;
+            Ok(())
+        }
+    }
+}
+
+fn version(format: Option<&str>) -> Result<()> {
+    let v = barge_engine::system::version();
+    match format {
+        Some("json") => println!("{}", serde_json::to_string(&v)?),
+        Some(f) => println!("{}", Template::parse(f)?.render_one(&v)),
+        None => {
+            let c = &v["Client"];
+            let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            println!("Client:       barge");
+            println!("Version:      {}", s("Version"));
+            println!("API Version:  {}", s("APIVersion"));
+            println!("Rust Version: {}", s("GoVersion"));
+            println!("Built:        {}", s("BuiltTime"));
+            println!("OS/Arch:      {}", s("OsArch"));
+        }
+    }
+    Ok(())
+}
+
+/// The fields `--format` templates see: podman's Go names
+/// (`{{.Host.Kernel}}`, `{{.Store.GraphRoot}}`): every key with its first
+/// letter upper-cased, besides the original keys.
+fn template_view(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut out = serde_json::Map::new();
+            for (k, x) in m {
+                let t = template_view(x);
+                let mut up = k.clone();
+                if let Some(f) = up.get(..1) {
+                    up = f.to_ascii_uppercase() + &up[1..];
+                }
+                out.insert(up, t.clone());
+                out.insert(k.clone(), t);
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(template_view).collect()),
+        x => x.clone(),
+    }
+}
+
+/// YAML as podman prints `info`.
+fn yaml(v: &Value) -> String {
+    let mut out = String::new();
+    yaml_into(v, 0, &mut out);
+    out
+}
+
+fn yaml_scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => {
+            if s.is_empty()
+                || s.contains(['\n', ':', '#', '"', '\''])
+                || s.starts_with([' ', '-', '[', '{', '*', '&', '!', '|', '>', '%', '@'])
+                || s.ends_with(' ')
+                || matches!(s.as_str(), "true" | "false" | "null" | "yes" | "no")
+                || s.parse::<f64>().is_ok()
+            {
+                serde_json::to_string(s).unwrap_or_default()
+            } else {
+                s.clone()
+            }
+        }
+        Value::Null => "null".into(),
+        x => x.to_string(),
+    }
+}
+
+fn yaml_into(v: &Value, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match x {
+                    Value::Object(inner) if !inner.is_empty() => {
+                        let _ = writeln!(out, "{pad}{k}:");
+                        yaml_into(x, indent + 2, out);
+                    }
+                    Value::Array(a) if !a.is_empty() => {
+                        let _ = writeln!(out, "{pad}{k}:");
+                        yaml_into(x, indent, out);
+                    }
+                    Value::Object(_) => {
+                        let _ = writeln!(out, "{pad}{k}: {{}}");
+                    }
+                    Value::Array(_) => {
+                        let _ = writeln!(out, "{pad}{k}: []");
+                    }
+                    x => {
+                        let _ = writeln!(out, "{pad}{k}: {}", yaml_scalar(x));
+                    }
+                }
+            }
+        }
+        Value::Array(a) => {
+            for x in a {
+                match x {
+                    Value::Object(_) | Value::Array(_) => {
+                        let mut inner = String::new();
+                        yaml_into(x, indent + 2, &mut inner);
+                        let inner = inner.trim_start().to_string();
+                        let _ = write!(out, "{pad}- {inner}");
+                    }
+                    x => {
+                        let _ = writeln!(out, "{pad}- {}", yaml_scalar(x));
+                    }
+                }
+            }
+        }
+        x => {
+            let _ = writeln!(out, "{pad}{}", yaml_scalar(x));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn yaml_nests_maps_and_lists() {
+        let v = json!({"host": {"arch": "amd64", "cpus": 2, "list": ["a", "b"], "empty": {}},
+                       "store": {"graphRoot": "/x y", "version": "1.0"}});
+        assert_eq!(
+            yaml(&v),
+            "host:\n  arch: amd64\n  cpus: 2\n  empty: {}\n  list:\n  - a\n  - b\nstore:\n  graphRoot: /x y\n  version: \"1.0\"\n"
+        );
+    }
+
+    #[test]
+    fn template_view_capitalises() {
+        let v = template_view(&json!({"host": {"kernel": "6.1"}}));
+        assert_eq!(v["Host"]["Kernel"], "6.1");
+        assert_eq!(v["host"]["kernel"], "6.1");
+    }
+}
