@@ -210,6 +210,11 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs<'_>) -> Result<Value, Engin
     }
     spec["linux"]["namespaces"] = json!(namespaces);
     spec["linux"]["cgroupsPath"] = json!(format!("/barge/{}", rec.id));
+    // podman's default sysctl: unprivileged ICMP sockets, so `ping` works
+    // without CAP_NET_RAW (only in a network namespace of our own).
+    if matches!(rec.network(), NetworkMode::Bridge(_) | NetworkMode::None) {
+        spec["linux"]["sysctl"] = json!({"net.ipv4.ping_group_range": "0 0"});
+    }
 
     // Mounts.
     let mounts = spec["mounts"]
