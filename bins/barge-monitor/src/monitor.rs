@@ -568,6 +568,13 @@ impl Monitor {
                 slots.push(Slot::Pidfd);
                 fds.push(PollFd::new(p, PollFlags::IN));
             }
+            // New attach clients first: a client that connected before
+            // `RUNTIME start` must be accepted before the first output is
+            // forwarded, or it misses that output.
+            if let Some(a) = &self.attach {
+                slots.push(Slot::Attach);
+                fds.push(PollFd::new(a, PollFlags::IN));
+            }
             if let Some(o) = &self.out {
                 slots.push(Slot::Out);
                 fds.push(PollFd::new(o, PollFlags::IN));
@@ -575,10 +582,6 @@ impl Monitor {
             if let Some(e) = &self.err {
                 slots.push(Slot::Err);
                 fds.push(PollFd::new(e, PollFlags::IN));
-            }
-            if let Some(a) = &self.attach {
-                slots.push(Slot::Attach);
-                fds.push(PollFd::new(a, PollFlags::IN));
             }
             let backlog = !self.pending_stdin.is_empty();
             for (i, c) in self.clients.iter().enumerate() {
@@ -658,6 +661,8 @@ impl Monitor {
             }
             self.clients.retain(Option::is_some);
         }
+        // A client still in the listen backlog gets this output too.
+        self.accept();
         // Deliver what the container wrote before it exited. A pipe holds
         // it all by now; a pty passes output on asynchronously (the flip
         // buffer is pushed from a workqueue), so read the master until EIO
