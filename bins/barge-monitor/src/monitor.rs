@@ -479,7 +479,7 @@ impl Monitor {
                     Slot::Signal => {
                         self.drain_signals();
                         while let Ok(Some((pid, st))) =
-                            rustix::process::waitpid(None, WaitOptions::NOHANG)
+                            rustix::process::wait(WaitOptions::NOHANG)
                         {
                             if pid == runtime_pid {
                                 status = Some(exit_code(st));
@@ -619,7 +619,7 @@ impl Monitor {
                     Slot::Signal => {
                         self.drain_signals();
                         while let Ok(Some((p, st))) =
-                            rustix::process::waitpid(None, WaitOptions::NOHANG)
+                            rustix::process::wait(WaitOptions::NOHANG)
                         {
                             if p.as_raw_nonzero().get() == pid {
                                 code = Some(exit_code(st));
