@@ -247,6 +247,11 @@ impl MountSpec {
             [src, dst, opts] => (*src, *dst, *opts),
             _ => return Err(bad("too many colons")),
         };
+        // `-v :/x` is not an anonymous volume (podman: "host directory
+        // cannot be empty").
+        if parts.len() > 1 && src.is_empty() {
+            return Err(bad("host directory cannot be empty"));
+        }
         if dst.is_empty() || !dst.starts_with('/') {
             return Err(bad("the container path must be absolute"));
         }
@@ -866,6 +871,26 @@ impl Engine {
         opts: CreateOptions,
         pull: impl FnOnce(&barge_image::Store, &str) -> Result<()>,
     ) -> Result<ContainerRecord> {
+        // A runtime that does not exist fails here, not at start with a
+        // container left behind (podman).
+        let runtime = &opts.config.runtime;
+        if !matches!(runtime.as_str(), "" | "barge-runtime" | "barge") {
+            let path = if runtime.contains('/') {
+                PathBuf::from(runtime)
+            } else {
+                find_binary(runtime)
+            };
+            let executable = std::fs::metadata(&path).is_ok_and(|m| {
+                use std::os::unix::fs::PermissionsExt as _;
+                m.is_file() && m.permissions().mode() & 0o111 != 0
+            });
+            if !executable {
+                return Err(EngineError::Invalid(format!(
+                    "no valid executable found for OCI runtime {runtime}: {}",
+                    path.display()
+                )));
+            }
+        }
         let image = match (images::resolve(&self.store, &opts.image), opts.pull) {
             (Ok(i), PullPolicy::Missing | PullPolicy::Never) => i,
             (Err(e), PullPolicy::Never) => return Err(e),
@@ -975,6 +1000,7 @@ impl Engine {
         }
 
         let id = random_id();
+        let generated = opts.name.is_none();
         let name = match opts.name {
             Some(n) => {
                 validate_name(&n)?;
@@ -982,7 +1008,7 @@ impl Engine {
             }
             None => random_name(&id),
         };
-        let rec = ContainerRecord {
+        let mut rec = ContainerRecord {
             id: id.clone(),
             name: name.clone(),
             image_id: image.id.to_string(),
@@ -995,9 +1021,25 @@ impl Engine {
         let dir = self.paths.container_dir(&id);
         std::fs::create_dir_all(&dir)
             .map_err(EngineError::io(format!("creating {}", dir.display())))?;
-        let inserted = self
+        let mut inserted = self
             .db
             .write(|tx| tx.insert(Table::Containers, &id, Some(&name), &rec));
+        // A generated name taken by another container: pick another (the
+        // adjective_noun space is small), then fall back on a suffix.
+        let mut attempt = 0u32;
+        while generated && matches!(inserted, Ok(Inserted::Conflict)) && attempt < 20 {
+            attempt += 1;
+            rec.name = if attempt < 10 {
+                random_name(&random_id())
+            } else {
+                format!("{}_{}", random_name(&random_id()), &random_id()[..6])
+            };
+            let n = rec.name.clone();
+            inserted = self
+                .db
+                .write(|tx| tx.insert(Table::Containers, &id, Some(&n), &rec));
+        }
+        let name = rec.name.clone();
         match inserted {
             Ok(Inserted::Yes) => Ok(rec),
             Ok(Inserted::Conflict) => {
@@ -1054,6 +1096,8 @@ mod tests {
         assert!(MountSpec::parse_volume("/tmp:data").is_err());
         assert!(MountSpec::parse_volume("/a:/b:/c:/d").is_err());
         assert!(MountSpec::parse_volume("/a:/b:bogus").is_err());
+        assert!(MountSpec::parse_volume(":/data").is_err());
+        assert!(MountSpec::parse_volume(":/data:ro").is_err());
         assert!(MountSpec::parse_mount("type=bind,src=/tmp,dst=/x,ro").is_ok());
         assert!(MountSpec::parse_mount("type=weird,dst=/x").is_err());
     }
