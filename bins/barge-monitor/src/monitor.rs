@@ -478,9 +478,7 @@ impl Monitor {
                 match slot {
                     Slot::Signal => {
                         self.drain_signals();
-                        while let Ok(Some((pid, st))) =
-                            rustix::process::wait(WaitOptions::NOHANG)
-                        {
+                        while let Ok(Some((pid, st))) = rustix::process::wait(WaitOptions::NOHANG) {
                             if pid == runtime_pid {
                                 status = Some(exit_code(st));
                             } else {
@@ -618,9 +616,7 @@ impl Monitor {
                 match slot {
                     Slot::Signal => {
                         self.drain_signals();
-                        while let Ok(Some((p, st))) =
-                            rustix::process::wait(WaitOptions::NOHANG)
-                        {
+                        while let Ok(Some((p, st))) = rustix::process::wait(WaitOptions::NOHANG) {
                             if p.as_raw_nonzero().get() == pid {
                                 code = Some(exit_code(st));
                             }
