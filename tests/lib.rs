@@ -56,6 +56,30 @@ pub fn runtime() -> PathBuf {
     }
 }
 
+/// The `barge` CLI under test: `$BARGE`, else the newest of
+/// `$CARGO_TARGET_DIR/{debug,release}/barge` (default target dir:
+/// `<workspace>/target`). Shared by the `cli` and `engine` suites.
+pub fn barge_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("BARGE").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|t| !t.is_empty())
+        .map_or_else(|| workspace().join("target"), |t| workspace().join(t));
+    ["debug/barge", "release/barge"]
+        .iter()
+        .map(|p| target.join(p))
+        .filter_map(|p| Some((fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| {
+            panic!(
+                "no barge binary under {}: run `cargo build -p barge` (or set BARGE)",
+                target.display()
+            )
+        })
+}
+
 /// True when the runtime under test is runc (some checks document runc's
 /// known deviations).
 pub fn is_runc() -> bool {

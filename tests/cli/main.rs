@@ -5,33 +5,11 @@
 //! Needs the binary: `cargo build -p barge` (or `BARGE=/path/to/barge`).
 //! Registry tests need docker-registry (skipped with a note without it).
 
-use barge_integration::workspace;
+use barge_integration::{barge_bin, workspace};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn barge_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("BARGE").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .filter(|t| !t.is_empty())
-        .map_or_else(|| workspace().join("target"), |t| workspace().join(t));
-    // The newest of the debug and release builds.
-    ["debug/barge", "release/barge"]
-        .iter()
-        .map(|p| target.join(p))
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max()
-        .map(|(_, p)| p)
-        .unwrap_or_else(|| {
-            panic!(
-                "no barge binary under {}: run `cargo build -p barge`",
-                target.display()
-            )
-        })
-}
 
 struct Barge {
     root: tempfile::TempDir,

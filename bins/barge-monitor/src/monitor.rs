@@ -485,9 +485,7 @@ impl Monitor {
                 match slot {
                     Slot::Signal => {
                         self.drain_signals();
-                        while let Ok(Some((pid, st))) =
-                            rustix::process::waitpid(None, WaitOptions::NOHANG)
-                        {
+                        while let Ok(Some((pid, st))) = rustix::process::wait(WaitOptions::NOHANG) {
                             if pid == runtime_pid {
                                 status = Some(exit_code(st));
                             } else {
@@ -575,6 +573,13 @@ impl Monitor {
                 slots.push(Slot::Pidfd);
                 fds.push(PollFd::new(p, PollFlags::IN));
             }
+            // New attach clients first: a client that connected before
+            // `RUNTIME start` must be accepted before the first output is
+            // forwarded, or it misses that output.
+            if let Some(a) = &self.attach {
+                slots.push(Slot::Attach);
+                fds.push(PollFd::new(a, PollFlags::IN));
+            }
             if let Some(o) = &self.out {
                 slots.push(Slot::Out);
                 fds.push(PollFd::new(o, PollFlags::IN));
@@ -582,10 +587,6 @@ impl Monitor {
             if let Some(e) = &self.err {
                 slots.push(Slot::Err);
                 fds.push(PollFd::new(e, PollFlags::IN));
-            }
-            if let Some(a) = &self.attach {
-                slots.push(Slot::Attach);
-                fds.push(PollFd::new(a, PollFlags::IN));
             }
             let backlog = !self.pending_stdin.is_empty();
             for (i, c) in self.clients.iter().enumerate() {
@@ -622,9 +623,7 @@ impl Monitor {
                 match slot {
                     Slot::Signal => {
                         self.drain_signals();
-                        while let Ok(Some((p, st))) =
-                            rustix::process::waitpid(None, WaitOptions::NOHANG)
-                        {
+                        while let Ok(Some((p, st))) = rustix::process::wait(WaitOptions::NOHANG) {
                             if p.as_raw_nonzero().get() == pid {
                                 code = Some(exit_code(st));
                             }
@@ -665,6 +664,8 @@ impl Monitor {
             }
             self.clients.retain(Option::is_some);
         }
+        // A client still in the listen backlog gets this output too.
+        self.accept();
         // Deliver what the container wrote before it exited. A pipe holds
         // it all by now; a pty passes output on asynchronously (the flip
         // buffer is pushed from a workqueue), so read the master until EIO

@@ -1019,6 +1019,8 @@ fn ps(e: &mut Engine, a: PsArgs) -> Result<()> {
                 v["ID"] = Value::from(r.id[..12].to_string());
             }
             v["Names"] = Value::from(r.name.clone());
+            // podman's `{{.Ports}}` is the text form (`0.0.0.0:8080->80/tcp`).
+            v["Ports"] = v["PortsText"].clone();
             v
         })
         .collect();

@@ -864,7 +864,10 @@ pub fn detach_container(e: &mut Engine, rec: &ContainerRecord) {
             });
         }
     }
-    // The veths go with the namespace.
+    // Delete the veth now: it would go with the namespace, but the kernel
+    // destroys a namespace asynchronously, and a restart right away failed
+    // with "veth name already in use".
+    let _ = barge_net::detach(&rec.id);
     let _ = barge_net::Netns::remove(e.paths.netns_dir().join(&rec.id));
     if let NetworkMode::Bridge(nets) = rec.network() {
         let held: Vec<(String, String)> = e.db.addresses_of(&rec.id).unwrap_or_default();

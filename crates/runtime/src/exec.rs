@@ -518,7 +518,7 @@ fn write_all(fd: std::os::fd::BorrowedFd<'_>, mut data: &[u8]) -> bool {
 /// Reap any children; return the exit code if `pid` is done.
 fn try_reap(pid: i32) -> Result<Option<i32>, RuntimeError> {
     loop {
-        match rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG) {
+        match rustix::process::wait(rustix::process::WaitOptions::NOHANG) {
             Ok(Some((p, st))) => {
                 if p.as_raw_nonzero().get() == pid {
                     let code = st

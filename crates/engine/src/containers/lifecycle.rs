@@ -973,6 +973,18 @@ impl Engine {
                 action: "exec into".into(),
             });
         }
+        // 127/126 for a command that cannot run, whatever the runtime (its
+        // own exit code for that is 1 or 255 and indistinguishable from
+        // the command's).
+        if let Some(arg0) = opts.command.first() {
+            let env = super::merge_env(&rec.config.env, &opts.env);
+            let workdir = if opts.workdir.is_empty() {
+                rec.config.workdir.as_str()
+            } else {
+                opts.workdir.as_str()
+            };
+            check_exec_command(&rec.id, rec.state.pid, arg0, &env, workdir)?;
+        }
         let mut cmd = self.runtime_cmd(&rec);
         cmd.arg("exec");
         if opts.detach {
@@ -1008,7 +1020,7 @@ impl Engine {
             cmd.arg("--env").arg(e);
         }
         if opts.privileged || rec.config.privileged {
-            for c in spec::ALL_CAPS {
+            for c in spec::host_caps() {
                 cmd.arg("--cap").arg(c);
             }
         }
@@ -1042,6 +1054,76 @@ impl Engine {
             128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
         }))
     }
+}
+
+/// Fails with podman's 127 (not found) or 126 (not executable) error when
+/// `arg0` cannot be run in the container of init `pid`: looked up (in the
+/// `PATH` of `env` unless it has a slash) inside the container's root as
+/// the process sees it, symlinks resolved in that root. Anything unclear
+/// (the process is gone, /proc unreadable) is left to the runtime.
+fn check_exec_command(id: &str, pid: i32, arg0: &str, env: &[String], workdir: &str) -> Result<()> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let Ok(root) = rustix::fs::open(
+        format!("/proc/{pid}/root"),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return Ok(());
+    };
+    // (exists, is a directory, has an exec bit)
+    let probe = |path: &str| -> Option<(bool, bool)> {
+        let fd = rustix::fs::openat2(
+            &root,
+            path,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT,
+        )
+        .ok()?;
+        let st = rustix::fs::fstat(&fd).ok()?;
+        let mode = rustix::fs::FileType::from_raw_mode(st.st_mode);
+        Some((
+            mode == rustix::fs::FileType::Directory,
+            st.st_mode & 0o111 != 0,
+        ))
+    };
+    let not_found = || {
+        EngineError::Runtime {
+        id: id.to_string(),
+        message: format!(
+            "exec: \"{arg0}\": executable file not found in $PATH: OCI runtime attempted to invoke a command that was not found"
+        ),
+        exit_code: Some(127),
+    }
+    };
+    let denied = || EngineError::Runtime {
+        id: id.to_string(),
+        message: format!("exec: \"{arg0}\": permission denied: OCI permission denied"),
+        exit_code: Some(126),
+    };
+    if arg0.contains('/') {
+        let path = if arg0.starts_with('/') || workdir.is_empty() {
+            arg0.to_string()
+        } else {
+            format!("{workdir}/{arg0}")
+        };
+        return match probe(&path) {
+            None => Err(not_found()),
+            Some((true, _) | (false, false)) => Err(denied()),
+            Some((false, true)) => Ok(()),
+        };
+    }
+    let path_var = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path_var.split(':').filter(|d| d.starts_with('/')) {
+        if let Some((false, true)) = probe(&format!("{dir}/{arg0}")) {
+            return Ok(());
+        }
+    }
+    Err(not_found())
 }
 
 /// Options of [`Engine::exec`].

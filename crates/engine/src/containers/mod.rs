@@ -255,6 +255,11 @@ impl MountSpec {
             [src, dst, opts] => (*src, *dst, *opts),
             _ => return Err(bad("too many colons")),
         };
+        // `-v :/x` is not an anonymous volume (podman: "host directory
+        // cannot be empty").
+        if parts.len() > 1 && src.is_empty() {
+            return Err(bad("host directory cannot be empty"));
+        }
         if dst.is_empty() || !dst.starts_with('/') {
             return Err(bad("the container path must be absolute"));
         }
@@ -893,6 +898,26 @@ impl Engine {
         opts: CreateOptions,
         pull: impl FnOnce(&barge_image::Store, &str) -> Result<()>,
     ) -> Result<ContainerRecord> {
+        // A runtime that does not exist fails here, not at start with a
+        // container left behind (podman).
+        let runtime = &opts.config.runtime;
+        if !matches!(runtime.as_str(), "" | "barge-runtime" | "barge") {
+            let path = if runtime.contains('/') {
+                PathBuf::from(runtime)
+            } else {
+                find_binary(runtime)
+            };
+            let executable = std::fs::metadata(&path).is_ok_and(|m| {
+                use std::os::unix::fs::PermissionsExt as _;
+                m.is_file() && m.permissions().mode() & 0o111 != 0
+            });
+            if !executable {
+                return Err(EngineError::Invalid(format!(
+                    "no valid executable found for OCI runtime {runtime}: {}",
+                    path.display()
+                )));
+            }
+        }
         let image = match (images::resolve(&self.store, &opts.image), opts.pull) {
             (Ok(i), PullPolicy::Missing | PullPolicy::Never) => i,
             (Err(e), PullPolicy::Never) => return Err(e),
@@ -1096,6 +1121,8 @@ mod tests {
         assert!(MountSpec::parse_volume("/tmp:data").is_err());
         assert!(MountSpec::parse_volume("/a:/b:/c:/d").is_err());
         assert!(MountSpec::parse_volume("/a:/b:bogus").is_err());
+        assert!(MountSpec::parse_volume(":/data").is_err());
+        assert!(MountSpec::parse_volume(":/data:ro").is_err());
         assert!(MountSpec::parse_mount("type=bind,src=/tmp,dst=/x,ro").is_ok());
         assert!(MountSpec::parse_mount("type=weird,dst=/x").is_err());
     }

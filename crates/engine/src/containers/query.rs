@@ -93,7 +93,13 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let doy = (153 * mm + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + h * 3600 + mi * 60 + se - offset) * 1_000_000_000) + frac)
+    // Saturate: a time past 2262 (`--since 2999-01-01T00:00:00Z`) must
+    // not wrap around into the past.
+    Some(
+        (days * 86_400 + h * 3600 + mi * 60 + se - offset)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(frac),
+    )
 }
 
 /// podman's STATUS column.
@@ -717,6 +723,7 @@ mod tests {
             Some(t - 123_456_789)
         );
         assert!(parse_time("10m").is_ok());
+        assert_eq!(parse_rfc3339("2999-01-01T00:00:00Z"), Some(i64::MAX));
         assert!(parse_time("bogus").is_err());
     }
 

@@ -83,15 +83,105 @@ pub fn cap_name(s: &str) -> Result<String, EngineError> {
     }
 }
 
+/// The capabilities of [`ALL_CAPS`] in our own bounding set: what
+/// `--privileged` and `--cap-add all` grant (as podman does: a capability
+/// the caller lacks, e.g. `CAP_SYS_RESOURCE` on some hosts, would make the
+/// runtime's capset fail).
+pub fn host_caps() -> Vec<&'static str> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    // ALL_CAPS is in capability-number order.
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
+        .map(|(_, c)| *c)
+        .collect()
+}
+
+/// The host's device nodes under /dev as OCI `linux.devices` entries (what
+/// `--privileged` gives, as podman does), except those every container gets
+/// anyway and the pty/shm/mqueue directories.
+pub fn host_devices() -> Vec<Value> {
+    fn walk(dir: &Path, depth: u32, out: &mut Vec<Value>) {
+        use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<_> = rd.flatten().collect();
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for e in entries {
+            let path = e.path();
+            let Ok(md) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let ft = md.file_type();
+            if ft.is_dir() {
+                let skip = ["pts", "shm", "mqueue", "fd"];
+                if depth < 3 && !(depth == 0 && skip.iter().any(|s| e.file_name() == *s)) {
+                    walk(&path, depth + 1, out);
+                }
+                continue;
+            }
+            let kind = if ft.is_char_device() {
+                "c"
+            } else if ft.is_block_device() {
+                "b"
+            } else {
+                continue;
+            };
+            let p = path.display().to_string();
+            let defaults = [
+                "/dev/null",
+                "/dev/zero",
+                "/dev/full",
+                "/dev/random",
+                "/dev/urandom",
+                "/dev/tty",
+                "/dev/console",
+                "/dev/ptmx",
+            ];
+            if defaults.contains(&p.as_str()) {
+                continue;
+            }
+            let rdev = md.rdev();
+            out.push(json!({
+                "path": p, "type": kind,
+                "major": libc_major(rdev), "minor": libc_minor(rdev),
+                "fileMode": md.mode() & 0o7777, "uid": md.uid(), "gid": md.gid(),
+            }));
+        }
+    }
+    let mut out = Vec::new();
+    walk(Path::new("/dev"), 0, &mut out);
+    out
+}
+
+/// `major(3)` of a `dev_t`.
+fn libc_major(dev: u64) -> u64 {
+    ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff)
+}
+
+/// `minor(3)` of a `dev_t`.
+fn libc_minor(dev: u64) -> u64 {
+    ((dev >> 12) & 0xffff_ff00) | (dev & 0xff)
+}
+
 /// The effective capability set for the options.
 pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Vec<String> {
     let mut caps: Vec<String> = if privileged {
-        ALL_CAPS.iter().map(|c| (*c).to_string()).collect()
+        host_caps().iter().map(|c| (*c).to_string()).collect()
     } else {
         DEFAULT_CAPS.iter().map(|c| (*c).to_string()).collect()
     };
     if add.iter().any(|c| c == "CAP_ALL") {
-        caps = ALL_CAPS.iter().map(|c| (*c).to_string()).collect();
+        caps = host_caps().iter().map(|c| (*c).to_string()).collect();
     }
     for c in add {
         if c != "CAP_ALL" && !caps.contains(c) {
@@ -300,6 +390,7 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs<'_>) -> Result<Value, Engin
         res["devices"] = json!([{"allow": true, "access": "rwm"}]);
         spec["linux"]["maskedPaths"] = json!([]);
         spec["linux"]["readonlyPaths"] = json!([]);
+        spec["linux"]["devices"] = Value::Array(host_devices());
     }
     if let Some(m) = cfg.memory {
         res["memory"] = json!({"limit": m});
@@ -451,13 +542,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn host_devices_are_listed() {
+        let d = host_devices();
+        assert!(d.iter().all(|x| x["path"] != "/dev/null"));
+        assert_eq!(libc_major(0x0000_0000_0000_0103), 1);
+        assert_eq!(libc_minor(0x0000_0000_0000_0103), 3);
+    }
+
+    #[test]
     fn capability_arithmetic() {
         let c = capabilities(false, &["CAP_NET_ADMIN".into()], &["CAP_CHOWN".into()]);
         assert!(c.contains(&"CAP_NET_ADMIN".to_string()));
         assert!(!c.contains(&"CAP_CHOWN".to_string()));
         let c = capabilities(false, &["CAP_KILL".into()], &["CAP_ALL".into()]);
         assert_eq!(c, ["CAP_KILL"]);
-        assert_eq!(capabilities(true, &[], &[]).len(), ALL_CAPS.len());
+        assert_eq!(capabilities(true, &[], &[]).len(), host_caps().len());
+        assert!(host_caps().contains(&"CAP_SYS_ADMIN"));
         assert_eq!(cap_name("net_admin").unwrap(), "CAP_NET_ADMIN");
         assert!(cap_name("bogus").is_err());
     }

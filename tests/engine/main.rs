@@ -1,0 +1,519 @@
+//! The container engine driven through the `barge` CLI as a user would:
+//! lifecycle, logs, exec/run/attach through a real pty, stop signals and
+//! timeouts, `ps`/`inspect` output, networks and published ports, volumes,
+//! the `run` options, exit codes and bad input.
+//!
+//! Every test gets its own [`Env`]: a fresh `--root` and a short
+//! `--runroot` under one temp dir, with the test image (`scripts/build-image.sh`)
+//! imported as `localhost/busybox`. Dropping the [`Env`] removes every
+//! container, volume and network it made, then runs the leak checker (no
+//! mounts under the dir, no veth/netns/published port of any container id
+//! the test saw, no cgroup `/sys/fs/cgroup/*/barge/<id>`, no process whose
+//! cwd or root is under the dir).
+//!
+//! Tests that use bridge networking take [`net_lock`]: all `--root`s share
+//! the host's default bridge `barge0` and the user bridge names, so two
+//! networked tests in different roots would hand out the same addresses.
+//!
+//! Needs root, `cargo build --release -p barge -p barge-runtime -p
+//! barge-monitor -p barge-check` (or `BARGE=/path/to/barge`) and the test
+//! image.
+
+mod bad_input;
+mod lifecycle;
+mod network;
+mod options;
+mod output;
+mod pty;
+
+use barge_integration::{barge_bin, rootfs, Out};
+use std::collections::BTreeSet;
+use std::fs;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The image every test imports.
+pub const IMG: &str = "localhost/busybox";
+
+/// Timeout of one `barge` invocation.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Serializes the tests that use bridge networking (see the module docs).
+pub fn net_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Skip (return) unless root; fail if the binary or the image is missing.
+macro_rules! need_root {
+    () => {
+        if !barge_integration::is_root() {
+            eprintln!("SKIP: the engine suite needs root");
+            return;
+        }
+        $crate::preflight();
+    };
+}
+pub(crate) use need_root;
+
+pub fn preflight() {
+    let b = barge_bin();
+    assert!(b.exists(), "{} missing", b.display());
+    for helper in ["barge-runtime", "barge-monitor"] {
+        let p = b.with_file_name(helper);
+        assert!(
+            p.exists() || std::env::var_os("BARGE_RUNTIME").is_some(),
+            "{} missing: cargo build --release -p {helper}",
+            p.display()
+        );
+    }
+    assert!(
+        rootfs().join("usr/bin/barge-check").exists(),
+        "test image {} missing: scripts/build-image.sh",
+        rootfs().display()
+    );
+}
+
+/// One test's private engine state.
+pub struct Env {
+    dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub runroot: PathBuf,
+    /// Container ids seen in `ROOT/containers` (for the leak check).
+    seen: Mutex<BTreeSet<String>>,
+    /// User networks to remove on drop (with their bridge names).
+    networks: Mutex<Vec<String>>,
+    /// Named volumes to remove on drop.
+    volumes: Mutex<Vec<String>>,
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Env {
+    /// A fresh root/runroot with the test image imported.
+    pub fn new() -> Self {
+        let env = Self::empty();
+        let o = env.sh(&format!(
+            "tar -C '{}' -c . | '{}' --root '{}' --runroot '{}' import - {IMG}",
+            rootfs().display(),
+            barge_bin().display(),
+            env.root.display(),
+            env.runroot.display()
+        ));
+        assert!(o.success(), "import failed: {o:#?}");
+        env
+    }
+
+    /// A fresh root/runroot without images.
+    pub fn empty() -> Self {
+        // Short: the runroot holds unix sockets (108-byte path limit).
+        let dir = tempfile::Builder::new()
+            .prefix("be")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let root = dir.path().join("s");
+        let runroot = dir.path().join("r");
+        Self {
+            root,
+            runroot,
+            dir,
+            seen: Mutex::new(BTreeSet::new()),
+            networks: Mutex::new(Vec::new()),
+            volumes: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn sh(&self, script: &str) -> Out {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(script).stdin(Stdio::null());
+        barge_integration::run_cmd(c, TIMEOUT)
+    }
+
+    /// `barge --root R --runroot RR ARGS`, stdin null, not run yet.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(barge_bin());
+        c.arg("--root")
+            .arg(&self.root)
+            .arg("--runroot")
+            .arg(&self.runroot)
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Records the container ids currently under `ROOT/containers`.
+    fn scan(&self) {
+        if let Ok(rd) = fs::read_dir(self.root.join("containers")) {
+            let mut seen = self.seen.lock().unwrap();
+            for e in rd.flatten() {
+                seen.insert(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+
+    /// Runs `cmd` to completion (stdout/stderr to files: a detached
+    /// container must not hold our pipes), killing it after `timeout`, and
+    /// noting container ids while it runs.
+    pub fn run_command(&self, mut cmd: Command, timeout: Duration) -> Out {
+        let files = tempfile::tempdir().expect("tempdir");
+        let so = files.path().join("stdout");
+        let se = files.path().join("stderr");
+        cmd.stdout(fs::File::create(&so).expect("stdout file"));
+        cmd.stderr(fs::File::create(&se).expect("stderr file"));
+        let mut child = cmd.spawn().expect("spawn barge");
+        let deadline = Instant::now() + timeout;
+        let mut timed_out = false;
+        let mut n = 0u32;
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                timed_out = true;
+                let _ = child.kill();
+                break child.wait().expect("wait");
+            }
+            n += 1;
+            if n % 10 == 1 {
+                self.scan();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        self.scan();
+        let code = if timed_out {
+            -1
+        } else {
+            status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+        };
+        let read =
+            |p: &Path| String::from_utf8_lossy(&fs::read(p).unwrap_or_default()).into_owned();
+        let out = Out {
+            code,
+            stdout: read(&so),
+            stderr: read(&se),
+            timed_out,
+        };
+        let args: Vec<String> = cmd
+            .get_args()
+            .skip(4)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        eprintln!(
+            "$ barge {}\n[{}]{}\n{}{}",
+            args.join(" "),
+            out.code,
+            if timed_out { " TIMED OUT" } else { "" },
+            &out.stdout[..out.stdout.len().min(4000)],
+            out.stderr
+        );
+        out
+    }
+
+    /// Runs barge with `args`.
+    pub fn run(&self, args: &[&str]) -> Out {
+        self.run_command(self.cmd(args), TIMEOUT)
+    }
+
+    /// Runs barge with `args` and `stdin` as input.
+    pub fn run_input(&self, args: &[&str], stdin: &str) -> Out {
+        let f = tempfile::NamedTempFile::new().expect("tempfile");
+        fs::write(f.path(), stdin).expect("write stdin");
+        let mut c = self.cmd(args);
+        c.stdin(fs::File::open(f.path()).expect("open stdin"));
+        self.run_command(c, TIMEOUT)
+    }
+
+    /// Runs barge with `args`, asserting success; returns stdout.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.success(),
+            "barge {args:?} failed ({}): {}{}",
+            o.code,
+            o.stdout,
+            o.stderr
+        );
+        o.stdout
+    }
+
+    /// Runs barge with `args`, asserting exit `code` and an `Error: `
+    /// line containing `msg` on stderr.
+    #[track_caller]
+    pub fn fails(&self, args: &[&str], code: i32, msg: &str) -> Out {
+        let o = self.run(args);
+        assert_eq!(o.code, code, "barge {args:?}: {o:#?}");
+        assert!(
+            o.stderr.lines().any(|l| l.starts_with("Error: ")),
+            "barge {args:?}: no `Error: ` line: {o:#?}"
+        );
+        assert!(
+            o.stderr.contains(msg),
+            "barge {args:?}: stderr lacks {msg:?}: {o:#?}"
+        );
+        o
+    }
+
+    /// `run -d ARGS` → the container id.
+    #[track_caller]
+    pub fn run_d(&self, args: &[&str]) -> String {
+        let mut a = vec!["run", "-d"];
+        a.extend_from_slice(args);
+        let id = self.ok(&a).trim().to_string();
+        assert_eq!(id.len(), 64, "not an id: {id:?}");
+        id
+    }
+
+    /// `inspect --format TEMPLATE NAME`, trimmed.
+    #[track_caller]
+    pub fn fmt(&self, name: &str, template: &str) -> String {
+        self.ok(&["inspect", "--format", template, name])
+            .trim()
+            .to_string()
+    }
+
+    /// `inspect NAME` parsed (the first object).
+    #[track_caller]
+    pub fn inspect(&self, name: &str) -> serde_json::Value {
+        let s = self.ok(&["inspect", name]);
+        let v: serde_json::Value = serde_json::from_str(&s).expect("inspect JSON");
+        v[0].clone()
+    }
+
+    /// The container's status (`inspect`).
+    pub fn status(&self, name: &str) -> String {
+        let o = self.run(&["inspect", "--format", "{{.State.Status}}", name]);
+        o.stdout.trim().to_string()
+    }
+
+    /// Waits until `name` has status `want`.
+    #[track_caller]
+    pub fn wait_status(&self, name: &str, want: &str, timeout: Duration) {
+        let ok = barge_integration::wait_until(timeout, || self.status(name) == want);
+        assert!(ok, "{name} never became {want}: {}", self.status(name));
+    }
+
+    /// Ids of all containers (`ps -a -q --no-trunc`).
+    pub fn all_ids(&self) -> Vec<String> {
+        self.run(&["ps", "-a", "-q", "--no-trunc"])
+            .stdout
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Creates a user network (`barge network create`, or through the
+    /// engine library while the CLI lacks the command); removed on drop.
+    pub fn network_create(&self, name: &str) {
+        let o = self.run(&["network", "create", name]);
+        if !o.success() {
+            assert!(
+                o.stderr.contains("unknown") || o.stderr.contains("unrecognized"),
+                "network create failed: {o:#?}"
+            );
+            eprintln!("NOTE: no `barge network create` in this build: using the engine library");
+            let mut e = self.engine();
+            e.network_create(barge_engine::networks::NetworkCreateOptions {
+                name: Some(name.to_string()),
+                ..Default::default()
+            })
+            .expect("engine network_create");
+        }
+        self.networks.lock().unwrap().push(name.to_string());
+    }
+
+    /// A named volume this test uses (removed on drop).
+    pub fn track_volume(&self, name: &str) {
+        self.volumes.lock().unwrap().push(name.to_string());
+    }
+
+    pub fn engine(&self) -> barge_engine::containers::Engine {
+        barge_engine::containers::Engine::open(barge_engine::containers::Paths::new(
+            Some(self.root.clone()),
+            Some(self.runroot.clone()),
+        ))
+        .expect("open engine")
+    }
+
+    /// Everything a test may have left behind; empty when clean.
+    pub fn leaks(&self) -> Vec<String> {
+        let mut leaks = Vec::new();
+        let dir = self.dir.path().to_string_lossy().into_owned();
+        for l in fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+        {
+            if l.contains(&dir) {
+                leaks.push(format!("mount: {l}"));
+            }
+        }
+        for sub in ["containers", "volumes"] {
+            if let Ok(rd) = fs::read_dir(self.root.join(sub)) {
+                for e in rd.flatten() {
+                    leaks.push(format!("dir: {}", e.path().display()));
+                }
+            }
+        }
+        for sub in ["netns", "containers"] {
+            if let Ok(rd) = fs::read_dir(self.runroot.join(sub)) {
+                for e in rd.flatten() {
+                    leaks.push(format!("run dir: {}", e.path().display()));
+                }
+            }
+        }
+        let seen: Vec<String> = self.seen.lock().unwrap().iter().cloned().collect();
+        for id in &seen {
+            match barge_net::leaks(id) {
+                Ok(l) => {
+                    for x in l.links {
+                        leaks.push(format!("link {x}"));
+                    }
+                    for x in l.netns_mounts {
+                        leaks.push(format!("netns {}", x.display()));
+                    }
+                    for x in l.nft_ports {
+                        leaks.push(format!("nft port {x}"));
+                    }
+                }
+                Err(e) => leaks.push(format!("barge_net::leaks({id}): {e}")),
+            }
+            for c in cgroups_of(id) {
+                leaks.push(format!("cgroup {}", c.display()));
+            }
+        }
+        for p in processes_under(self.dir.path()) {
+            leaks.push(format!("process {p}"));
+        }
+        leaks
+    }
+
+    fn teardown(&self) {
+        self.scan();
+        let ids = self.all_ids();
+        if !ids.is_empty() {
+            let mut a = vec!["rm", "-f", "-v", "-t", "0"];
+            a.extend(ids.iter().map(String::as_str));
+            let _ = self.run(&a);
+        }
+        let vols: Vec<String> = self.volumes.lock().unwrap().drain(..).collect();
+        for v in vols {
+            if !self.run(&["volume", "rm", "-f", &v]).success() {
+                // No `volume` command in this build: the engine library.
+                if let Err(err) = self.engine().volume_remove(&v, true) {
+                    eprintln!("removing volume {v}: {err}");
+                }
+            }
+        }
+        let nets: Vec<String> = self.networks.lock().unwrap().drain(..).collect();
+        if !nets.is_empty() {
+            let mut e = self.engine();
+            for n in nets {
+                let o = self.run(&["network", "rm", "-f", &n]);
+                if !o.success() {
+                    if let Err(err) = e.network_remove(&n, true) {
+                        eprintln!("removing network {n}: {err}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.teardown();
+        let mut leaks = self.leaks();
+        if !leaks.is_empty() {
+            // cgroup removal can race a just-reaped process.
+            std::thread::sleep(Duration::from_millis(500));
+            leaks = self.leaks();
+        }
+        if !leaks.is_empty() {
+            // Do not let one failure cascade: unmount what is left.
+            let dir = self.dir.path().to_string_lossy().into_owned();
+            let mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+                .filter(|m| m.starts_with(&dir))
+                .collect();
+            for m in mounts.iter().rev() {
+                let _ = Command::new("umount").arg("-l").arg(m).status();
+            }
+            if std::thread::panicking() {
+                eprintln!("LEAK CHECK failed: {leaks:#?}");
+            } else {
+                panic!("LEAK CHECK failed: {leaks:#?}");
+            }
+        }
+    }
+}
+
+/// `/sys/fs/cgroup/*/barge/<id>` and `/sys/fs/cgroup/barge/<id>` that exist.
+pub fn cgroups_of(id: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let base = Path::new("/sys/fs/cgroup");
+    let direct = base.join("barge").join(id);
+    if direct.exists() {
+        out.push(direct);
+    }
+    if let Ok(rd) = fs::read_dir(base) {
+        for e in rd.flatten() {
+            let p = e.path().join("barge").join(id);
+            if p.exists() {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Processes whose cwd or root is under `dir`.
+pub fn processes_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        for what in ["cwd", "root"] {
+            if let Ok(t) = fs::read_link(e.path().join(what)) {
+                if t.starts_with(dir) {
+                    let comm = fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+                    out.push(format!("{name} ({}) {what} {}", comm.trim(), t.display()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A unique name for containers/networks/volumes.
+pub fn unique(tag: &str) -> String {
+    barge_integration::unique(tag)
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
