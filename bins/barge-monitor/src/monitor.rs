@@ -653,7 +653,7 @@ impl Monitor {
                     Slot::Attach => self.accept(),
                     Slot::Client(i) => {
                         if rev.contains(PollFlags::IN) {
-                            self.client_frame(i);
+                            let _ = self.client_frame(i);
                         } else {
                             self.drop_client(i);
                         }
@@ -760,16 +760,19 @@ impl Monitor {
         }
     }
 
-    fn client_frame(&mut self, i: usize) {
-        let Some(c) = &self.clients[i] else { return };
+    /// Handles one pending frame of client `i`; false when none was read.
+    fn client_frame(&mut self, i: usize) -> bool {
+        let Some(c) = &self.clients[i] else {
+            return false;
+        };
         let n = match rustix::net::recv(c, &mut self.buf[..], RecvFlags::DONTWAIT) {
             Ok((_, n)) => n.min(self.buf.len()),
-            Err(Errno::AGAIN | Errno::INTR) => return,
+            Err(Errno::AGAIN | Errno::INTR) => return false,
             Err(_) => 0,
         };
         if n == 0 {
             self.drop_client(i);
-            return;
+            return false;
         }
         match self.buf[0] {
             FRAME_CLEANUP => {
@@ -806,6 +809,7 @@ impl Monitor {
             }
             _ => {}
         }
+        true
     }
 
     fn flush_stdin(&mut self) {
@@ -864,6 +868,15 @@ impl Monitor {
 
         self.stdin = None;
         self.accept();
+        // Read what the clients sent and we have not handled yet (a
+        // FRAME_CLEANUP, typically): a socket closed with unread data
+        // resets the peer, and the frames decide about the exit command.
+        for i in 0..self.clients.len() {
+            let mut budget = 256;
+            while budget > 0 && self.client_frame(i) {
+                budget -= 1;
+            }
+        }
         let mut frame = [FRAME_EXIT, 0, 0, 0, 0];
         frame[1..].copy_from_slice(&code.to_le_bytes());
         let mut budget = EXIT_FRAME_WAIT_MS;

@@ -268,9 +268,19 @@ impl AttachConn {
     }
 
     /// Receives one frame into `buf`; returns its length (0 = closed).
+    /// A reset (the monitor closed with a frame of ours unread) is not the
+    /// end: the frames it sent before closing are still delivered after it.
     pub fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let (n, _) = rustix::net::recv(self.fd.as_fd(), buf, rustix::net::RecvFlags::empty())?;
-        Ok(n)
+        let mut resets = 0;
+        loop {
+            match rustix::net::recv(self.fd.as_fd(), &mut *buf, rustix::net::RecvFlags::empty()) {
+                Ok((n, _)) => return Ok(n),
+                Err(rustix::io::Errno::CONNRESET) if resets == 0 => resets += 1,
+                Err(rustix::io::Errno::CONNRESET) => return Ok(0),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 }
 
