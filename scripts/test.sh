@@ -33,7 +33,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 log=$(mktemp)
 set +e
-cargo test --release --workspace --all-targets 2>&1 | tee "$log"
+cargo test --release --workspace --all-targets --no-fail-fast 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 # One closing line with the totals over every test binary.

@@ -253,6 +253,8 @@ impl Engine {
             return Ok(());
         }
         let dir = self.paths.container_run_dir(id);
+        // The init is gone; its monitor may still be writing the exit file.
+        self.wait_exit_file(&rec, Duration::from_secs(5));
         let exit = monitor::read_exit(&dir);
         crate::timing::mark("cleanup: locked");
         self.release(&rec);

@@ -918,6 +918,12 @@ impl Engine {
                 )));
             }
         }
+        if let Some(p) = &opts.pod {
+            // No pod operations exist yet, so no pod can be found.
+            return Err(EngineError::Invalid(format!(
+                "no pod with name or ID {p} found: no such pod"
+            )));
+        }
         let image = match (images::resolve(&self.store, &opts.image), opts.pull) {
             (Ok(i), PullPolicy::Missing | PullPolicy::Never) => i,
             (Err(e), PullPolicy::Never) => return Err(e),
