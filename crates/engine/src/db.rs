@@ -131,8 +131,26 @@ impl Db {
         // WAL lets readers run beside one writer; NORMAL sync is durable
         // across process crashes (the only failures the state must survive
         // consistently; a power loss may lose the last transactions).
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
+        // Switching to WAL needs the database to itself and does not wait
+        // on the busy handler: when many CLIs open a new database at once,
+        // retry until one of them has switched it (the mode is persistent).
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            let mode: Result<String, _> = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0));
+            if mode.as_deref().is_ok_and(|m| m.eq_ignore_ascii_case("wal")) {
+                break;
+            }
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => return Err(err(e)),
+            }
+        }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
