@@ -380,6 +380,50 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Opens the `tasks` file of every v1 hierarchy for writing, for
+    /// [`TaskFiles::join_self`] in a freshly forked, single-threaded child.
+    ///
+    /// Moving another process (`cgroup.procs`, or any pid other than 0)
+    /// takes the kernel's global threadgroup rwsem for writing, which
+    /// waits for an RCU grace period (~8 ms on this VM, for every
+    /// container start and exec). A thread that moves itself by writing
+    /// `0` to `tasks` skips that lock; for a single-threaded process that
+    /// moves the whole process. The opener's credentials are the ones
+    /// checked, so a child that already left our user namespace can still
+    /// use them.
+    pub fn v1_task_files(&self) -> Result<TaskFiles, CgroupError> {
+        if self.disabled {
+            return Ok(TaskFiles(Vec::new()));
+        }
+        let mut files = Vec::with_capacity(self.v1.len());
+        for h in &self.v1 {
+            let path = h.path.join("tasks");
+            let fd = rustix::fs::open(
+                &path,
+                rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| CgroupError::Open {
+                path: path.clone(),
+                source: e.into(),
+            })?;
+            files.push((path, fd));
+        }
+        Ok(TaskFiles(files))
+    }
+
+    /// Moves `pid` into the cgroup2 node only (unless it was cloned into
+    /// it): the v1 hierarchies were joined with [`TaskFiles::join_self`].
+    pub fn add_task_unified(&self, pid: i32, cloned_into: bool) -> Result<(), CgroupError> {
+        if self.disabled || cloned_into {
+            return Ok(());
+        }
+        if let Some(h) = &self.unified {
+            util::write(&h.path, "cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
+    }
+
     /// Apply the resource limits of a new container.
     pub fn apply(&self, r: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
         if self.disabled {
@@ -688,6 +732,28 @@ fn subdirs(dir: &Path) -> Vec<PathBuf> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Open `tasks` files of a container's v1 cgroups (see
+/// [`Cgroup::v1_task_files`]).
+#[derive(Debug)]
+pub struct TaskFiles(Vec<(PathBuf, std::os::fd::OwnedFd)>);
+
+impl TaskFiles {
+    /// Moves the calling thread into every cgroup, without the global
+    /// lock that moving another task takes. Call it only from a
+    /// single-threaded process (a fresh fork), where the thread is the
+    /// whole process.
+    pub fn join_self(self) -> Result<(), CgroupError> {
+        for (path, fd) in self.0 {
+            rustix::io::write(&fd, b"0").map_err(|e| CgroupError::Write {
+                path,
+                value: "0".into(),
+                source: e.into(),
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// rmdir `dir` after its sub-cgroups, retrying EBUSY briefly.

@@ -193,6 +193,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
     };
     let cgroup_views = crate::rootfs::cgroup_views(&cgroup);
     let clone_fd = cgroup.clone_into_fd();
+    let cgroup_tasks = cgroup.v1_task_files()?;
 
     // A joined pid namespace applies to our next child; restore ours after.
     let own_pid_ns = if plan.pid_join().is_some() {
@@ -228,6 +229,7 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
                 no_pivot: opts.no_pivot,
                 no_new_keyring: opts.no_new_keyring,
                 cgroup_views,
+                cgroup_tasks,
                 stdio: child_pipes,
                 trampoline,
             })
@@ -260,8 +262,8 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
         .unwrap_or_default();
     if plan.two_step() {
         // The init forks early in two-step mode: it must be in its cgroups
-        // before that.
-        cgroup.add_task(child, cloned_into)?;
+        // before that (it joined the v1 ones itself, first thing).
+        cgroup.add_task_unified(child, cloned_into)?;
     } else if plan.new_user {
         namespaces::write_id_maps(child, &uid_maps, &gid_maps)?;
     }
@@ -270,11 +272,12 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
     let fd_refs: Vec<_> = idmap_fds.iter().map(AsFd::as_fd).collect();
     parent_chan.send(&ToInit::Go { idmap: idmap_dests }, &fd_refs)?;
     if !plan.two_step() {
-        // Moving a task between v1 cgroups waits for an RCU grace period
-        // (~10 ms here); the init prepares its mounts meanwhile and waits for
+        // The init joins its v1 cgroups itself (no RCU grace period, see
+        // `Cgroup::v1_task_files`); the cgroup2 node only needs a move here
+        // if clone3 could not clone into it. The init waits for
         // `CgroupsDone` before anything that forks, allocates much or runs
         // user code.
-        if let Err(e) = cgroup.add_task(child, cloned_into) {
+        if let Err(e) = cgroup.add_task_unified(child, cloned_into) {
             let _ = parent_chan.send(&ToInit::Abort, &[]);
             return Err(e.into());
         }

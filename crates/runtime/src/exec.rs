@@ -95,6 +95,7 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
         Some(forwarding_signals()?)
     };
     let clone_fd = st.cgroup.clone_into_fd();
+    let cgroup_tasks = st.cgroup.v1_task_files()?;
     let (parent_chan, child_chan) = crate::channel::pair()?;
     let trampoline = crate::selfclone::trampoline()?;
     let (our_pipes, child_pipes) = if !opts.detach && !terminal {
@@ -124,6 +125,7 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
             drop(parent_chan);
             drop(our_pipes);
             let res = exec_child(
+                cgroup_tasks,
                 &st,
                 process,
                 &pidfd,
@@ -160,7 +162,9 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
     drop(child_chan);
     drop(console_socket);
     drop(child_pipes);
-    if let Err(e) = st.cgroup.add_task(child, cloned_into) {
+    drop(cgroup_tasks);
+    // The child joins the v1 cgroups itself (see `Cgroup::v1_task_files`).
+    if let Err(e) = st.cgroup.add_task_unified(child, cloned_into) {
         let _ = parent_chan.send(&crate::channel::ToInit::Abort, &[]);
         let _ = rustix::process::waitpid(
             rustix::process::Pid::from_raw(child),
@@ -202,6 +206,7 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
 
 #[allow(clippy::too_many_arguments)]
 fn exec_child(
+    cgroup_tasks: barge_cgroups::TaskFiles,
     st: &ContainerState,
     process: &Process,
     pidfd: &OwnedFd,
@@ -212,6 +217,8 @@ fn exec_child(
     preserve_fds: u32,
     trampoline: Option<&OwnedFd>,
 ) -> Result<std::convert::Infallible, RuntimeError> {
+    // A fresh single-threaded fork: join the v1 cgroups ourselves.
+    cgroup_tasks.join_self()?;
     match chan.recv::<crate::channel::ToInit>()? {
         Some((crate::channel::ToInit::Go { .. }, _)) => {}
         _ => barge_sys::exit_now(1),

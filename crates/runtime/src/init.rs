@@ -34,6 +34,8 @@ pub struct InitArgs<'a> {
     pub no_new_keyring: bool,
     /// (name under /sys/fs/cgroup, host dir, is cgroup2).
     pub cgroup_views: Vec<(String, PathBuf, bool)>,
+    /// The container's v1 `tasks` files, joined first thing.
+    pub cgroup_tasks: barge_cgroups::TaskFiles,
     /// stdio pipes to install as fds 0-2 (foreground `run`).
     pub stdio: Option<[OwnedFd; 3]>,
     /// Sealed memfd of the exec trampoline.
@@ -114,6 +116,12 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
     }
     let _ = barge_sys::signal::exit_on(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP]);
+    // We are a fresh single-threaded fork: move ourselves into the v1
+    // cgroups (cheaper than the runtime moving us).
+    args.cgroup_tasks
+        .join_self()
+        .map_err(RuntimeError::from)
+        .step("joining the cgroups")?;
 
     let (go, idmap_fds) = expect(chan, "waiting for the runtime")?;
     let idmap_dests: Vec<PathBuf> = match &go {
