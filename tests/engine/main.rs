@@ -349,8 +349,23 @@ impl Env {
         .expect("open engine")
     }
 
-    /// Everything a test may have left behind; empty when clean.
+    /// Everything a test may have left behind; empty when clean. Waits up
+    /// to 10 s for what goes away asynchronously: a removed container's
+    /// veth goes with its network namespace, which the kernel destroys in
+    /// the background, and cgroup removal can race a just-reaped process.
     pub fn leaks(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let leaks = self.leaks_now();
+            if leaks.is_empty() || Instant::now() > deadline {
+                return leaks;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// [`Self::leaks`] without waiting.
+    pub fn leaks_now(&self) -> Vec<String> {
         let mut leaks = Vec::new();
         let dir = self.dir.path().to_string_lossy().into_owned();
         for l in fs::read_to_string("/proc/self/mountinfo")
@@ -436,12 +451,7 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         self.teardown();
-        let mut leaks = self.leaks();
-        if !leaks.is_empty() {
-            // cgroup removal can race a just-reaped process.
-            std::thread::sleep(Duration::from_millis(500));
-            leaks = self.leaks();
-        }
+        let leaks = self.leaks();
         if !leaks.is_empty() {
             // Do not let one failure cascade: unmount what is left.
             let dir = self.dir.path().to_string_lossy().into_owned();

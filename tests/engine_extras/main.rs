@@ -213,8 +213,20 @@ impl Barge {
         assert!(!self.root().exists(), "root left behind");
         assert!(!self.runroot().exists(), "runroot left behind");
         for id in ids {
-            let l = barge_net::leaks(id).expect("leaks");
-            assert!(l.is_empty(), "leftovers of {id}: {l:?}");
+            // A removed container's veth goes with its network namespace,
+            // which the kernel destroys in the background.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let l = barge_net::leaks(id).expect("leaks");
+                if l.is_empty() {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "leftovers of {id}: {l:?}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
         // Bridge names are reused at once by other roots (tests run in
         // parallel): a bridge is ours if it has our gateway address.

@@ -871,8 +871,8 @@ fn run_container(e: &mut Engine, mut a: RunArgs, start: bool) -> Result<()> {
             bail!("container {} did not start", rec.name);
         };
         // We clean up (and remove with --rm) ourselves as soon as the
-        // container exits: the monitor's exit command is only a fallback.
-        let _ = conn.send(barge_engine::containers::monitor::FRAME_CLEANUP, &[]);
+        // container exits (`start` with `attach` told the monitor so): its
+        // exit command is only a fallback.
         let io = AttachIo {
             stdin: a.interactive,
             tty: a.tty,

@@ -153,6 +153,14 @@ impl Db {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
+        // Every CLI call is usually the last connection to close: without
+        // this each one would checkpoint the WAL (two fsyncs) and delete it.
+        // SQLite's auto-checkpoint (every 1000 pages) keeps the WAL small.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         Ok(Self {
             conn,

@@ -864,10 +864,20 @@ pub fn detach_container(e: &mut Engine, rec: &ContainerRecord) {
             });
         }
     }
-    // Delete the veth now: it would go with the namespace, but the kernel
-    // destroys a namespace asynchronously, and a restart right away failed
-    // with "veth name already in use".
-    let _ = barge_net::detach(&rec.id);
+    // The veth goes with the namespace, which the kernel destroys in the
+    // background once its last user is gone: deleting it here would cost
+    // ~16 ms of RCU waits on every removal. (A restart right away finds
+    // the old host end still there; `barge_net::attach` deletes it then.)
+    // Containers that joined this namespace (`--network container:`) keep
+    // it alive, so there the veth is deleted now: the address is released
+    // below and must not stay reachable through them.
+    let shared = e.containers().is_ok_and(|all| {
+        all.iter()
+            .any(|o| o.id != rec.id && o.network() == NetworkMode::Container(rec.id.clone()))
+    });
+    if shared {
+        let _ = barge_net::detach(&rec.id);
+    }
     let _ = barge_net::Netns::remove(e.paths.netns_dir().join(&rec.id));
     if let NetworkMode::Bridge(nets) = rec.network() {
         let held: Vec<(String, String)> = e.db.addresses_of(&rec.id).unwrap_or_default();

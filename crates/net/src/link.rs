@@ -301,7 +301,19 @@ pub fn attach(a: &Attachment) -> Result<AttachReport> {
         msg.attr_u32(IFLA_MTU, bridge.mtu);
     }
     msg.end().end().end();
-    sock.call(&mut msg).map_err(|e| {
+    let mut created = sock.call(&mut msg);
+    if created
+        .as_ref()
+        .is_err_and(|e| e.raw_os_error() == Some(libc::EEXIST))
+        && netlink::get_link(&mut sock, &host).is_ok_and(|l| l.is_some())
+    {
+        // The host end of this container's previous run: its namespace is
+        // still being destroyed by the kernel (detaching leaves the veth to
+        // it). Delete it and create ours.
+        let _ = netlink::delete_link(&mut sock, &host);
+        created = sock.call(&mut msg);
+    }
+    created.map_err(|e| {
         let what = if e.raw_os_error() == Some(libc::EEXIST) {
             "create veth (host side or container side name already in use)"
         } else {

@@ -85,7 +85,9 @@ pub fn signal_number(s: &str) -> Result<i32> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StartOptions {
     /// Connect to the monitor's attach socket before starting, so no output
-    /// is lost; the connection is returned.
+    /// is lost; the connection is returned. The caller also takes over the
+    /// cleanup at exit ([`Engine::cleanup`] or removal): the monitor runs
+    /// its exit command only if the connection is gone by then.
     pub attach: bool,
 }
 
@@ -322,10 +324,14 @@ impl Engine {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
+        crate::timing::mark("runtime delete spawned");
         self.teardown_network(rec);
+        crate::timing::mark("network torn down");
         let rootfs = self.paths.container_dir(&rec.id).join("rootfs");
         let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
+        crate::timing::mark("rootfs unmounted");
         meanwhile(self);
+        crate::timing::mark("meanwhile done");
         if let Ok(mut c) = child {
             let _ = c.wait();
         }
@@ -547,7 +553,12 @@ impl Engine {
             Ok(())
         })?;
         let conn = if opts.attach {
-            Some(AttachConn::connect(&rundir)?)
+            let conn = AttachConn::connect(&rundir)?;
+            // Before the process runs: a container that exits at once must
+            // not race the monitor into spawning its exit command, which
+            // the caller would then wait for on the container's lock.
+            let _ = conn.send(monitor::FRAME_CLEANUP, &[]);
+            Some(conn)
         } else {
             None
         };
