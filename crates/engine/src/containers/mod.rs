@@ -934,7 +934,7 @@ impl Engine {
         created
     }
 
-    fn create_one(
+    pub(crate) fn create_one(
         &mut self,
         opts: CreateOptions,
         pull: impl FnOnce(&barge_image::Store, &str) -> Result<()>,
