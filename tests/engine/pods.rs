@@ -1,4 +1,5 @@
-//! Pods: members share the infra's network (127.0.0.1) and hostname, pod
+//! Pods: members share the infra's network (127.0.0.1), hostname and
+//! /dev/shm, pod
 //! ports reach the host, stop order (members first, infra last), `pod rm
 //! -f` leaves nothing (the [`Env`] leak checker), the pod commands' output
 //! and bad input.
@@ -50,7 +51,7 @@ fn members_share_loopback_and_hostname() {
     env.run_d(&httpd_args(
         &web,
         &pod,
-        "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www",
+        "mkdir -p /www && hostname > /www/index.html && echo shm-ok > /dev/shm/x && exec httpd -f -p 8080 -h /www",
     ));
     let st = env.ok(&["pod", "inspect", "--format", "{{.State}}", &pod]);
     assert_eq!(st.trim(), "Running", "starting a member starts the infra");
@@ -64,11 +65,16 @@ fn members_share_loopback_and_hostname() {
         IMG,
         "sh",
         "-c",
-        "for i in $(seq 50); do wget -q -O - http://127.0.0.1:8080/ && break; sleep 0.1; done; hostname; cat /etc/hostname",
+        "for i in $(seq 50); do wget -q -O - http://127.0.0.1:8080/ && break; sleep 0.1; done; hostname; cat /etc/hostname; cat /dev/shm/x",
     ]);
     assert!(o.success(), "{o:#?}");
     let lines: Vec<&str> = o.stdout.lines().collect();
-    assert_eq!(lines, [pod.as_str(), pod.as_str(), pod.as_str()], "{o:#?}");
+    // One IPC namespace: /dev/shm is the pod's (podman).
+    assert_eq!(
+        lines,
+        [pod.as_str(), pod.as_str(), pod.as_str(), "shm-ok"],
+        "{o:#?}"
+    );
     // The member's environment and its /etc/hosts name the pod's host too.
     let o = env.ok(&["exec", &web, "sh", "-c", "echo $HOSTNAME; cat /etc/hosts"]);
     assert!(o.starts_with(&format!("{pod}\n")), "{o}");

@@ -1244,6 +1244,66 @@ impl Engine {
     }
 }
 
+/// The size of a pod's shared `/dev/shm` (podman's default).
+const SHM_OPTIONS: &std::ffi::CStr = c"mode=1777,size=65536k";
+
+/// Unmounts a pod infra's `/dev/shm` tmpfs (`DIR/shm`), if mounted.
+pub(crate) fn unmount_shm(container_dir: &Path) {
+    let shm = container_dir.join("shm");
+    if shm.exists() {
+        let _ = rustix::mount::unmount(&shm, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+/// Replaces the spec's `/dev/shm` by a bind mount of `shm`.
+pub(crate) fn bind_shm(spec: &mut Value, shm: &Path) {
+    if let Some(mounts) = spec["mounts"].as_array_mut() {
+        mounts.retain(|m| m["destination"] != "/dev/shm");
+        mounts.push(
+            json!({"destination": "/dev/shm", "type": "bind", "source": shm,
+                           "options": ["rbind", "nosuid", "noexec", "nodev"]}),
+        );
+    }
+}
+
+impl Engine {
+    /// The `/dev/shm` of a container in a pod that shares IPC: for the
+    /// infra a fresh tmpfs mounted at `ROOT/containers/ID/shm` (unmounted
+    /// when it is released), for a member the infra's.
+    pub(crate) fn pod_shm(&mut self, rec: &ContainerRecord) -> Result<Option<PathBuf>> {
+        let Some(pod_id) = &rec.pod else {
+            return Ok(None);
+        };
+        let Some(pod) = self.db.get::<PodRecord>(Table::Pods, pod_id)? else {
+            return Ok(None);
+        };
+        if !pod.shares("ipc") {
+            return Ok(None);
+        }
+        if !rec.config.infra {
+            let Some(infra) = &pod.infra_id else {
+                return Ok(None);
+            };
+            let shm = self.paths.container_dir(infra).join("shm");
+            return Ok(shm.is_dir().then_some(shm));
+        }
+        let shm = self.paths.container_dir(&rec.id).join("shm");
+        unmount_shm(&self.paths.container_dir(&rec.id));
+        std::fs::create_dir_all(&shm)
+            .map_err(EngineError::io(format!("creating {}", shm.display())))?;
+        let flags = rustix::mount::MountFlags::NOSUID
+            | rustix::mount::MountFlags::NODEV
+            | rustix::mount::MountFlags::NOEXEC;
+        rustix::mount::mount("shm", &shm, "tmpfs", flags, SHM_OPTIONS).map_err(|e| {
+            EngineError::Io {
+                context: format!("mounting the pod's /dev/shm at {}", shm.display()),
+                source: e.into(),
+            }
+        })?;
+        Ok(Some(shm))
+    }
+}
+
 /// Prepares the root directory of an infra container without an image:
 /// the mount points the runtime and the engine bind over, and `/pause`;
 /// returns the extra bind mounts of the spec (the pause binary and, for a

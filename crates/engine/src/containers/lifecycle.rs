@@ -327,6 +327,8 @@ impl Engine {
         self.teardown_network(rec);
         let rootfs = self.paths.container_dir(&rec.id).join("rootfs");
         let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
+        // A pod infra's /dev/shm (members that still run keep theirs).
+        crate::pods::unmount_shm(&self.paths.container_dir(&rec.id));
         meanwhile(self);
         if let Ok(mut c) = child {
             let _ = c.wait();
@@ -508,6 +510,10 @@ impl Engine {
             seccomp,
         };
         let mut config = spec::build(rec, &inputs)?;
+        // A pod sharing IPC shares /dev/shm too (podman): the infra's tmpfs.
+        if let Some(shm) = self.pod_shm(rec)? {
+            crate::pods::bind_shm(&mut config, &shm);
+        }
         if no_image {
             if let Some(m) = config["mounts"].as_array_mut() {
                 m.extend(infra_mounts);
@@ -1015,6 +1021,7 @@ impl Engine {
         let remove_files = |_: &mut Self| -> Result<()> {
             let _ =
                 rustix::mount::unmount(cdir.join("rootfs"), rustix::mount::UnmountFlags::DETACH);
+            crate::pods::unmount_shm(&cdir);
             if cdir.exists() {
                 std::fs::remove_dir_all(&cdir)
                     .map_err(EngineError::io(format!("removing {}", cdir.display())))?;
