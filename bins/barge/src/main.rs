@@ -4,6 +4,7 @@ mod container_extras;
 mod containers;
 mod images;
 mod networks;
+mod pods;
 mod system;
 mod volumes;
 
@@ -49,6 +50,8 @@ enum Command {
     Networks(networks::TopCommand),
     #[command(flatten)]
     Volumes(volumes::TopCommand),
+    #[command(flatten)]
+    Pods(pods::TopCommand),
     #[command(flatten)]
     System(system::TopCommand),
 }
@@ -135,6 +138,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Containers(c) => containers::run(root, cli.runroot.as_ref(), *c),
         Command::Networks(c) => networks::run(root, cli.runroot.as_ref(), c),
         Command::Volumes(c) => volumes::run(root, cli.runroot.as_ref(), c),
+        Command::Pods(c) => pods::run(root, cli.runroot.as_ref(), c),
         Command::System(c) => system::run(root, cli.runroot.as_ref(), c),
     }
 }

@@ -153,9 +153,11 @@ impl Db {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
-        // Every CLI call is usually the last connection to close: without
-        // this each one would checkpoint the WAL (two fsyncs) and delete it.
-        // SQLite's auto-checkpoint (every 1000 pages) keeps the WAL small.
+        // Every CLI call is a short-lived connection: by default the last
+        // one to close checkpoints the WAL into the database and fsyncs it
+        // (several ms, far more while other processes write to the disk).
+        // Leave that to SQLite's automatic checkpoints (every 1000 pages);
+        // the WAL is as durable as before (synchronous=NORMAL).
         conn.set_db_config(
             rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
             true,
@@ -333,6 +335,15 @@ impl Tx<'_> {
     /// Reads one record inside the transaction.
     pub fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>, DbError> {
         get(self.tx, self.path, table, key)
+    }
+
+    /// Looks up a container or pod by exact name inside the transaction.
+    pub fn id_by_name(&self, table: Table, name: &str) -> Result<Option<String>, DbError> {
+        let sql = format!("SELECT id FROM {} WHERE name = ?1", table.name());
+        self.tx
+            .query_row(&sql, params![name], |r| r.get(0))
+            .optional()
+            .map_err(self.err())
     }
 
     /// Reads every record of a table inside the transaction.

@@ -7,6 +7,7 @@
 //! * [`containers`]: create, start, stop, kill, remove, exec, logs,
 //!   inspect… through the monitor and the OCI runtime's CLI.
 //! * [`networks`], [`volumes`]: networks and named volumes.
+//! * [`pods`]: pods (containers sharing an infra container's namespaces).
 //! * [`system`]: `system prune`, `system reset`, `info`, `version`.
 //! * [`config`]: `containers.conf` defaults for new containers.
 //! * [`db`]: the SQLite state shared by every `barge` process.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod images;
 mod layer_stream;
 pub mod networks;
+pub mod pods;
 pub mod system;
 pub mod template;
 pub mod timing;
