@@ -327,6 +327,15 @@ impl Tx<'_> {
         get(self.tx, self.path, table, key)
     }
 
+    /// Looks up a container or pod by exact name inside the transaction.
+    pub fn id_by_name(&self, table: Table, name: &str) -> Result<Option<String>, DbError> {
+        let sql = format!("SELECT id FROM {} WHERE name = ?1", table.name());
+        self.tx
+            .query_row(&sql, params![name], |r| r.get(0))
+            .optional()
+            .map_err(self.err())
+    }
+
     /// Reads every record of a table inside the transaction.
     pub fn all<T: DeserializeOwned>(&self, table: Table) -> Result<Vec<T>, DbError> {
         all(self.tx, self.path, table)

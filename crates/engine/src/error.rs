@@ -35,6 +35,12 @@ pub enum EngineError {
     /// No container matches.
     #[error("no container with name or ID \"{0}\" found: no such container")]
     NoSuchContainer(String),
+    /// No pod matches.
+    #[error("no pod with name or ID {0} found: no such pod")]
+    NoSuchPod(String),
+    /// A pod name is taken (by a pod or a container: they share names).
+    #[error("adding pod to state: name \"{0}\" is in use: pod already exists")]
+    PodExists(String),
     /// A container, pod, network or volume name is taken.
     #[error("the container name \"{0}\" is already in use. You have to remove that container to be able to reuse that name: that name is already in use")]
     NameInUse(String),

@@ -8,6 +8,7 @@
 //!   inspect… through the monitor and the OCI runtime's CLI.
 //! * [`kube`]: `kube play`, `kube down`, `kube generate` (Kubernetes YAML).
 //! * [`networks`], [`volumes`]: networks and named volumes.
+//! * [`pods`]: pods (containers sharing an infra container's namespaces).
 //! * [`system`]: `system prune`, `system reset`, `info`, `version`.
 //! * [`config`]: `containers.conf` defaults for new containers.
 //! * [`db`]: the SQLite state shared by every `barge` process.
@@ -26,6 +27,7 @@ pub mod images;
 pub mod kube;
 mod layer_stream;
 pub mod networks;
+pub mod pods;
 pub mod system;
 pub mod template;
 pub mod timing;

@@ -138,7 +138,7 @@ impl Engine {
         c
     }
 
-    fn run_runtime(&self, rec: &ContainerRecord, args: &[&str]) -> Result<()> {
+    pub(crate) fn run_runtime(&self, rec: &ContainerRecord, args: &[&str]) -> Result<()> {
         let out = self
             .runtime_cmd(rec)
             .args(args)
@@ -366,6 +366,13 @@ impl Engine {
     ) -> Result<(ContainerRecord, Option<AttachConn>)> {
         let rec = self.lookup(name)?;
         let rec = self.refresh(rec)?;
+        if rec.pod.is_some()
+            && !rec.config.infra
+            && matches!(rec.state.status, Status::Created | Status::Exited)
+        {
+            // A pod member needs its pod's infra running (its namespaces).
+            self.pod_start_infra_for(&rec)?;
+        }
         let lock = self.lock(&rec.id)?;
         let Some(rec) = self.db.get::<ContainerRecord>(Table::Containers, &rec.id)? else {
             self.forget_lock(&rec.id);
@@ -424,7 +431,15 @@ impl Engine {
             }
             Ok(())
         })?;
-        let rootfs = self.mount_rootfs(rec)?;
+        let no_image = rec.config.infra && rec.image_id.is_empty();
+        let (rootfs, infra_mounts) = if no_image {
+            // A pod's infra without an image: a bare root with our pause
+            // binary bound in.
+            let rootfs = cdir.join("rootfs");
+            (rootfs.clone(), crate::pods::infra_rootfs(&rootfs)?)
+        } else {
+            (self.mount_rootfs(rec)?, Vec::new())
+        };
         crate::timing::mark("rootfs mounted");
         let net = self.setup_network(rec)?;
         crate::timing::mark("network planned");
@@ -472,6 +487,7 @@ impl Engine {
             }
             join.push(("network", format!("/proc/{}/ns/net", o.state.pid)));
         }
+        join.extend(self.pod_joins(rec)?);
         let inputs = spec::SpecInputs {
             rootfs: &rootfs,
             uid,
@@ -484,7 +500,13 @@ impl Engine {
             init: init.as_deref(),
             seccomp,
         };
-        let config = spec::build(rec, &inputs)?;
+        let mut config = spec::build(rec, &inputs)?;
+        if no_image {
+            if let Some(m) = config["mounts"].as_array_mut() {
+                m.extend(infra_mounts);
+            }
+            config["root"]["readonly"] = serde_json::json!(true);
+        }
         crate::timing::mark("spec built");
         let config_path = cdir.join("config.json");
         let text = serde_json::to_vec_pretty(&config)
@@ -620,7 +642,21 @@ impl Engine {
     ) -> Result<Vec<(&'static str, PathBuf)>> {
         let cdir = self.paths.container_dir(&rec.id);
         let mut files = Vec::new();
-        if matches!(rec.network(), NetworkMode::Container(_)) {
+        if let NetworkMode::Container(other) = rec.network() {
+            // The network's files are those of the container whose network
+            // namespace it joins (podman), and a pod member sharing the
+            // pod's UTS namespace has the pod's /etc/hostname.
+            let odir = self.paths.container_dir(&other);
+            let mut names = vec![("/etc/hosts", "hosts"), ("/etc/resolv.conf", "resolv.conf")];
+            if self.pod_shares_uts(rec) {
+                names.push(("/etc/hostname", "hostname"));
+            }
+            for (dest, name) in names {
+                let p = odir.join(name);
+                if p.is_file() {
+                    files.push((dest, p));
+                }
+            }
             return Ok(files);
         }
         let hostname = rec.hostname();
@@ -746,7 +782,7 @@ impl Engine {
 
     /// Waits until the container's process is gone (up to `timeout`);
     /// whether it is.
-    fn wait_gone(&self, rec: &ContainerRecord, timeout: Duration) -> bool {
+    pub(crate) fn wait_gone(&self, rec: &ContainerRecord, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let pidfd = rustix::process::Pid::from_raw(rec.state.pid).and_then(|p| {
             rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
@@ -776,7 +812,7 @@ impl Engine {
     }
 
     /// Waits for the monitor's exit file after the process is gone.
-    fn wait_exit_file(&self, rec: &ContainerRecord, timeout: Duration) {
+    pub(crate) fn wait_exit_file(&self, rec: &ContainerRecord, timeout: Duration) {
         let dir = self.paths.container_run_dir(&rec.id);
         let deadline = Instant::now() + timeout;
         while monitor::read_exit(&dir).is_none()
@@ -876,8 +912,48 @@ impl Engine {
     }
 
     /// Removes a container; with `force` a running one is killed first.
+    /// The infra container of a pod is refused without `force` (podman's
+    /// message); with `force` its whole pod is removed.
     pub fn remove(&mut self, name: &str, force: bool, volumes: bool) -> Result<ContainerRecord> {
+        self.remove_impl(name, force, volumes, false)
+    }
+
+    /// [`Self::remove`]; `in_pod_removal` when the pod removes its own
+    /// containers (the infra last).
+    pub(crate) fn remove_impl(
+        &mut self,
+        name: &str,
+        force: bool,
+        volumes: bool,
+        in_pod_removal: bool,
+    ) -> Result<ContainerRecord> {
         let rec = self.lookup(name)?;
+        if let (true, false, Some(pod)) = (rec.config.infra, in_pod_removal, &rec.pod) {
+            if self
+                .db
+                .get::<crate::pods::PodRecord>(Table::Pods, pod)?
+                .is_some()
+            {
+                if !force {
+                    return Err(EngineError::Invalid(format!(
+                        "container {} is the infra container of pod {pod} and cannot be removed without removing the pod",
+                        rec.id
+                    )));
+                }
+                let r = self.pod_remove(
+                    pod,
+                    &crate::pods::PodRemoveOptions {
+                        force: true,
+                        timeout: None,
+                        volumes,
+                    },
+                )?;
+                if let Some(e) = r.errors.into_iter().next() {
+                    return Err(e.error);
+                }
+                return Ok(rec);
+            }
+        }
         if rec.state.status == Status::Removing && !rec.state.prepared {
             // A removal died half-way: finish it.
             self.remove_record(&rec, volumes)?;

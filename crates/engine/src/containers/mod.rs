@@ -564,6 +564,9 @@ pub struct ContainerConfig {
     pub auto_remove: bool,
     /// Image volumes (anonymous volumes created from the image config).
     pub image_volumes: Vec<String>,
+    /// The infra container of a pod (holds the pod's namespaces; created
+    /// and removed with the pod, see [`crate::pods`]).
+    pub infra: bool,
 }
 
 impl ContainerConfig {
@@ -893,7 +896,45 @@ impl Engine {
     }
 
     /// Creates a container (a record and its directory; nothing runs).
+    ///
+    /// With `opts.pod` the container joins that pod (name or id; `new:NAME`
+    /// creates the pod first, moving the container's published ports and
+    /// network to it, and removes it again if the container cannot be
+    /// created): see [`crate::pods`].
     pub fn create(
+        &mut self,
+        mut opts: CreateOptions,
+        pull: impl FnOnce(&barge_image::Store, &str) -> Result<()>,
+    ) -> Result<ContainerRecord> {
+        let Some(pod_ref) = opts.pod.clone().filter(|_| !opts.config.infra) else {
+            return self.create_one(opts, pull);
+        };
+        let (pod, new_pod) = match pod_ref.strip_prefix("new:") {
+            Some(name) => {
+                let pod = self.pod_create(
+                    crate::pods::PodCreateOptions {
+                        name: Some(name.to_string()),
+                        ports: std::mem::take(&mut opts.config.ports),
+                        network: opts.config.network.take(),
+                        ..crate::pods::PodCreateOptions::default()
+                    },
+                    |_, _| Ok(()),
+                )?;
+                (pod, true)
+            }
+            None => (self.pod_lookup(&pod_ref)?, false),
+        };
+        let created = Self::pod_member_config(&pod, &mut opts.config).and_then(|()| {
+            opts.pod = Some(pod.id.clone());
+            self.create_one(opts, pull)
+        });
+        if created.is_err() && new_pod {
+            let _ = self.pod_remove(&pod.id, &crate::pods::PodRemoveOptions::default());
+        }
+        created
+    }
+
+    fn create_one(
         &mut self,
         opts: CreateOptions,
         pull: impl FnOnce(&barge_image::Store, &str) -> Result<()>,
@@ -918,22 +959,30 @@ impl Engine {
                 )));
             }
         }
-        if let Some(p) = &opts.pod {
-            // No pod operations exist yet, so no pod can be found.
-            return Err(EngineError::Invalid(format!(
-                "no pod with name or ID {p} found: no such pod"
-            )));
-        }
-        let image = match (images::resolve(&self.store, &opts.image), opts.pull) {
-            (Ok(i), PullPolicy::Missing | PullPolicy::Never) => i,
-            (Err(e), PullPolicy::Never) => return Err(e),
-            (Err(e), PullPolicy::Missing) if !e.is_not_found() => return Err(e),
-            _ => {
-                pull(&self.store, &opts.image)?;
-                images::resolve(&self.store, &opts.image)?
-            }
+        // A pod's infra container without an image runs our pause binary.
+        let (image_id, image_name, icfg) = if opts.config.infra && opts.image.is_empty() {
+            let icfg = ImageRuntimeConfig {
+                cmd: Some(vec![crate::pods::PAUSE_PATH.to_string()]),
+                ..ImageRuntimeConfig::default()
+            };
+            (String::new(), String::new(), icfg)
+        } else {
+            let image = match (images::resolve(&self.store, &opts.image), opts.pull) {
+                (Ok(i), PullPolicy::Missing | PullPolicy::Never) => i,
+                (Err(e), PullPolicy::Never) => return Err(e),
+                (Err(e), PullPolicy::Missing) if !e.is_not_found() => return Err(e),
+                _ => {
+                    pull(&self.store, &opts.image)?;
+                    images::resolve(&self.store, &opts.image)?
+                }
+            };
+            let icfg = image_runtime_config(&self.store, &image.id)?;
+            (
+                image.id.to_string(),
+                images::display_name(&image, &opts.image),
+                icfg,
+            )
         };
-        let icfg = image_runtime_config(&self.store, &image.id)?;
         let mut config = opts.config;
         self.config.apply(&mut config);
         config.entrypoint = match &opts.entrypoint {
@@ -1048,8 +1097,8 @@ impl Engine {
         let mut rec = ContainerRecord {
             id: id.clone(),
             name: name.clone(),
-            image_id: image.id.to_string(),
-            image_name: images::display_name(&image, &opts.image),
+            image_id,
+            image_name,
             created: now_nanos(),
             config,
             state: State::default(),
@@ -1060,10 +1109,29 @@ impl Engine {
         // directories it needs) and `rm` handle; the other order would
         // leave a directory nothing knows about.
         let mut tries = 0;
-        while self
-            .db
-            .write(|tx| tx.insert(Table::Containers, &id, Some(&rec.name), &rec))?
-            == Inserted::Conflict
+        while self.db.write(|tx| {
+            // Pods and containers share names (podman); a pod member goes
+            // in only while its pod exists (a racing `pod rm` either sees
+            // it or made the lookup above fail).
+            if let Some(pod) = &rec.pod {
+                if tx
+                    .get::<crate::pods::PodRecord>(Table::Pods, pod)?
+                    .is_none()
+                {
+                    return Err(EngineError::NoSuchPod(pod.clone()));
+                }
+            }
+            if tx.id_by_name(Table::Pods, &rec.name)?.is_some() {
+                if generated {
+                    return Ok(Inserted::Conflict);
+                }
+                return Err(EngineError::Invalid(format!(
+                    "name \"{}\" is in use: pod already exists",
+                    rec.name
+                )));
+            }
+            Ok::<_, EngineError>(tx.insert(Table::Containers, &id, Some(&rec.name), &rec)?)
+        })? == Inserted::Conflict
         {
             // A generated name has only 400 values: on a clash, add a
             // random suffix (podman retries with another name too).

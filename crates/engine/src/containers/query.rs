@@ -171,7 +171,7 @@ pub fn ps_row(rec: &ContainerRecord) -> Value {
         "Mounts": rec.config.mounts.iter().map(|m| m.destination().to_string()).collect::<Vec<_>>(),
         "Pod": rec.pod.clone().unwrap_or_default(),
         "AutoRemove": rec.config.auto_remove,
-        "IsInfra": false,
+        "IsInfra": rec.config.infra,
     })
 }
 
@@ -687,6 +687,184 @@ impl Engine {
                 }
             }
             if done {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A whole log line (partial records joined) of one container.
+struct LogEntry {
+    time: i64,
+    stamp: String,
+    stderr: bool,
+    text: String,
+}
+
+/// Joins log records into whole lines; `carry` holds a line whose end has
+/// not been read yet.
+fn log_entries<'a>(
+    json: bool,
+    lines: impl Iterator<Item = &'a str>,
+    carry: &mut Option<LogEntry>,
+) -> Vec<LogEntry> {
+    let mut out = Vec::new();
+    for line in lines {
+        let (time, stamp, stderr, text, partial) = if json {
+            let Some((t, s, e, text)) = parse_json_line(line) else {
+                continue;
+            };
+            let partial = !text.ends_with('\n');
+            (t, s, e, text.trim_end_matches('\n').to_string(), partial)
+        } else {
+            let Some(l) = parse_log_line(line) else {
+                continue;
+            };
+            (
+                l.time,
+                l.stamp.to_string(),
+                l.stderr,
+                l.text.to_string(),
+                l.partial,
+            )
+        };
+        let entry = match carry.take() {
+            Some(mut c) => {
+                c.text.push_str(&text);
+                c
+            }
+            None => LogEntry {
+                time,
+                stamp,
+                stderr,
+                text,
+            },
+        };
+        if partial {
+            *carry = Some(entry);
+        } else {
+            out.push(entry);
+        }
+    }
+    out
+}
+
+impl Engine {
+    /// The logs of several containers, `targets` = `(prefix, name or id)`:
+    /// each line is written as `PREFIX [TIMESTAMP ]TEXT` to `out` (stdout
+    /// lines) or `err` (stderr lines), all containers merged in time order;
+    /// `--tail` applies to each container. With `follow`, new lines are
+    /// written as they come until none of the containers runs.
+    pub fn logs_many(
+        &mut self,
+        targets: &[(String, String)],
+        opts: &LogsOptions,
+        out: &mut dyn std::io::Write,
+        err: &mut dyn std::io::Write,
+    ) -> Result<()> {
+        struct Source {
+            prefix: String,
+            id: String,
+            path: std::path::PathBuf,
+            json: bool,
+            pos: u64,
+            rest: String,
+            carry: Option<LogEntry>,
+        }
+        let mut sources = Vec::new();
+        let mut all: Vec<(usize, LogEntry)> = Vec::new();
+        for (prefix, name) in targets {
+            let rec = self.lookup(name)?;
+            let path = self.paths.container_dir(&rec.id).join("ctr.log");
+            let json = rec.config.log_driver == "json-file";
+            let data = match std::fs::read(&path) {
+                Ok(d) => d,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(EngineError::io(format!("reading {}", path.display()))(e)),
+            };
+            let text = String::from_utf8_lossy(&data);
+            // Only whole records now; a trailing incomplete one is read on.
+            let (whole, rest) = match text.rfind('\n') {
+                Some(i) => (&text[..=i], &text[i + 1..]),
+                None => ("", &*text),
+            };
+            let mut carry = None;
+            let mut entries = log_entries(json, whole.lines(), &mut carry);
+            if let Some(t) = opts.tail {
+                let skip = entries.len().saturating_sub(t);
+                entries.drain(..skip);
+            }
+            let idx = sources.len();
+            all.extend(entries.into_iter().map(|e| (idx, e)));
+            sources.push(Source {
+                prefix: prefix.clone(),
+                id: rec.id.clone(),
+                path,
+                json,
+                pos: whole.len() as u64,
+                rest: rest.to_string(),
+                carry,
+            });
+        }
+        all.sort_by_key(|(_, e)| e.time);
+        let emit = |src: &Source,
+                    e: &LogEntry,
+                    out: &mut dyn std::io::Write,
+                    err: &mut dyn std::io::Write| {
+            if opts.since.is_some_and(|s| e.time < s) || opts.until.is_some_and(|u| e.time > u) {
+                return;
+            }
+            let w: &mut dyn std::io::Write = if e.stderr { err } else { out };
+            let _ = if opts.timestamps {
+                writeln!(w, "{} {} {}", src.prefix, e.stamp, e.text)
+            } else {
+                writeln!(w, "{} {}", src.prefix, e.text)
+            };
+            let _ = w.flush();
+        };
+        for (i, e) in &all {
+            emit(&sources[*i], e, out, err);
+        }
+        if !opts.follow {
+            return Ok(());
+        }
+        loop {
+            let mut running = false;
+            for src in &mut sources {
+                if let Some(r) = self.lookup(&src.id).ok() {
+                    let r = self.refresh(r)?;
+                    running |= matches!(
+                        r.state.status,
+                        Status::Running | Status::Paused | Status::Stopping
+                    );
+                }
+                let Ok(mut f) = std::fs::File::open(&src.path) else {
+                    continue;
+                };
+                let len = f.metadata().map_or(0, |m| m.len());
+                if len < src.pos {
+                    src.pos = 0; // truncated (log size limit)
+                    src.rest.clear();
+                }
+                if len > src.pos {
+                    let _ = f.seek(std::io::SeekFrom::Start(src.pos));
+                    let mut buf = String::new();
+                    let _ = std::io::Read::read_to_string(&mut f.take(len - src.pos), &mut buf);
+                    src.pos = len;
+                    src.rest.push_str(&buf);
+                    if let Some(i) = src.rest.rfind('\n') {
+                        let whole: String = src.rest.drain(..=i).collect();
+                        let mut carry = src.carry.take();
+                        let entries = log_entries(src.json, whole.lines(), &mut carry);
+                        src.carry = carry;
+                        for e in &entries {
+                            emit(src, e, out, err);
+                        }
+                    }
+                }
+            }
+            if !running {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));

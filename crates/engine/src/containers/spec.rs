@@ -257,6 +257,12 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs<'_>) -> Result<Value, Engin
         namespaces.retain(|n| n["type"] != *ty);
         namespaces.push(json!({"type": ty, "path": path}));
     }
+    if inp.join.iter().any(|(ty, _)| *ty == "uts") {
+        // A joined UTS namespace (a pod's) keeps its owner's hostname.
+        if let Some(o) = spec.as_object_mut() {
+            o.remove("hostname");
+        }
+    }
     spec["linux"]["namespaces"] = json!(namespaces);
     spec["linux"]["cgroupsPath"] = json!(format!("/barge/{}", rec.id));
     // podman's default sysctl: unprivileged ICMP sockets, so `ping` works
