@@ -584,7 +584,7 @@ impl Engine {
             },
             ..ContainerConfig::default()
         };
-        let infra = self.create(
+        let infra = self.create_one(
             CreateOptions {
                 image: opts.infra_image.clone().unwrap_or_default(),
                 name: Some(

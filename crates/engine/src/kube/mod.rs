@@ -7,10 +7,13 @@
 //! (names free, images present or pulled, host paths), and only then
 //! creates anything; a failure half-way removes what was made.
 
+pub mod generate;
 pub mod parse;
+pub mod play;
 pub mod yaml;
 
 pub use parse::{parse, KubeFile, ParseError};
+pub use play::{DownReport, PlayOptions, PlayReport, PlayedPod};
 
 /// A `kube` operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -480,12 +480,22 @@ pub fn parse(text: &str) -> Result<KubeFile, ParseError> {
     Ok(file)
 }
 
-/// serde_norway appends " at line L column C"; the caller reports it.
+/// serde_norway writes " at line L column C" into its messages; the
+/// caller reports the location once, first.
 fn strip_location(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
+    let mut out = msg.to_string();
+    while let Some(i) = out.find(" at line ") {
+        let rest = &out[i + " at line ".len()..];
+        let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let n = digits(rest);
+        let Some(after) = rest[n..].strip_prefix(" column ") else {
+            break;
+        };
+        let m = digits(after);
+        let end = i + " at line ".len() + n + " column ".len() + m;
+        out.replace_range(i..end, "");
     }
+    out
 }
 
 struct Meta {
@@ -1266,6 +1276,11 @@ spec:
             other => panic!("{other:?}"),
         }
         assert!(e.to_string().starts_with("line 11, column"), "{e}");
+        assert!(!e.to_string().contains(" at line"), "{e}");
+        assert_eq!(
+            strip_location("did not find x at line 16 column 1, while parsing"),
+            "did not find x, while parsing"
+        );
     }
 
     #[test]
