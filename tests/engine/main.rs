@@ -1,7 +1,7 @@
 //! The container engine driven through the `barge` CLI as a user would:
 //! lifecycle, logs, exec/run/attach through a real pty, stop signals and
 //! timeouts, `ps`/`inspect` output, networks and published ports, volumes,
-//! the `run` options, exit codes and bad input.
+//! the `run` options, pods, exit codes and bad input.
 //!
 //! Every test gets its own [`Env`]: a fresh `--root` and a short
 //! `--runroot` under one temp dir, with the test image (`scripts/build-image.sh`)
@@ -25,6 +25,7 @@ mod lifecycle;
 mod network;
 mod options;
 mod output;
+mod pods;
 mod pty;
 
 use barge_integration::{barge_bin, rootfs, Out};
@@ -404,6 +405,10 @@ impl Env {
 
     fn teardown(&self) {
         self.scan();
+        // Pods first (members, then their infra), then any container left.
+        if self.root.join("barge.db").exists() {
+            let _ = self.run(&["pod", "rm", "-a", "-f", "-t", "0"]);
+        }
         let ids = self.all_ids();
         if !ids.is_empty() {
             let mut a = vec!["rm", "-f", "-v", "-t", "0"];

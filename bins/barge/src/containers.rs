@@ -611,7 +611,8 @@ pub(crate) fn run(
         ContainerCommand::Prune(_) => {
             for c in e.containers()? {
                 let c = e.refresh(c)?;
-                if matches!(c.state.status, Status::Exited | Status::Created) {
+                // A pod's infra goes with its pod (`pod rm`, `pod prune`).
+                if matches!(c.state.status, Status::Exited | Status::Created) && !c.config.infra {
                     e.remove(&c.id, false, false)?;
                     println!("{}", c.id);
                 }
@@ -1000,6 +1001,8 @@ fn ps_headers(field: &str) -> Option<String> {
         "CreatedHuman" | "Created" | "CreatedAt" => Some("CREATED".into()),
         "PortsText" | "Ports" => Some("PORTS".into()),
         "CommandText" | "Command" => Some("COMMAND".into()),
+        "Pod" => Some("POD ID".into()),
+        "PodName" => Some("PODNAME".into()),
         _ => None,
     }
 }
@@ -1011,6 +1014,8 @@ fn ps(e: &mut Engine, a: PsArgs) -> Result<()> {
         latest: a.latest,
         last: a.last,
     })?;
+    let pod_names: std::collections::HashMap<String, String> =
+        e.pods()?.into_iter().map(|p| (p.id, p.name)).collect();
     let rows: Vec<Value> = recs
         .iter()
         .map(|r| {
@@ -1018,6 +1023,13 @@ fn ps(e: &mut Engine, a: PsArgs) -> Result<()> {
             if !a.no_trunc {
                 v["ID"] = Value::from(r.id[..12].to_string());
             }
+            let pod = r.pod.clone().unwrap_or_default();
+            v["PodName"] = Value::from(pod_names.get(&pod).cloned().unwrap_or_default());
+            v["Pod"] = Value::from(if a.no_trunc {
+                pod
+            } else {
+                pod.chars().take(12).collect()
+            });
             v["Names"] = Value::from(r.name.clone());
             // podman's `{{.Ports}}` is the text form (`0.0.0.0:8080->80/tcp`).
             v["Ports"] = v["PortsText"].clone();
@@ -1051,12 +1063,12 @@ fn ps(e: &mut Engine, a: PsArgs) -> Result<()> {
                     r
                 })
                 .collect();
-            crate::images::print_rows(
-                "table {{.ID}}\t{{.Image}}\t{{.CommandText}}\t{{.CreatedHuman}}\t{{.Status}}\t{{.PortsText}}\t{{.Names}}",
-                &rows,
-                a.noheading,
-                &ps_headers,
-            )
+            let table = if a.pod {
+                "table {{.ID}}\t{{.Image}}\t{{.CommandText}}\t{{.CreatedHuman}}\t{{.Status}}\t{{.PortsText}}\t{{.Names}}\t{{.Pod}}\t{{.PodName}}"
+            } else {
+                "table {{.ID}}\t{{.Image}}\t{{.CommandText}}\t{{.CreatedHuman}}\t{{.Status}}\t{{.PortsText}}\t{{.Names}}"
+            };
+            crate::images::print_rows(table, &rows, a.noheading, &ps_headers)
         }
     }
 }

@@ -5,6 +5,7 @@ mod containers;
 mod images;
 mod kube;
 mod networks;
+mod pods;
 mod system;
 mod volumes;
 
@@ -52,6 +53,8 @@ enum Command {
     Networks(networks::TopCommand),
     #[command(flatten)]
     Volumes(volumes::TopCommand),
+    #[command(flatten)]
+    Pods(pods::TopCommand),
     #[command(flatten)]
     System(system::TopCommand),
 }
@@ -139,6 +142,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Containers(c) => containers::run(root, cli.runroot.as_ref(), *c),
         Command::Networks(c) => networks::run(root, cli.runroot.as_ref(), c),
         Command::Volumes(c) => volumes::run(root, cli.runroot.as_ref(), c),
+        Command::Pods(c) => pods::run(root, cli.runroot.as_ref(), c),
         Command::System(c) => system::run(root, cli.runroot.as_ref(), c),
     }
 }

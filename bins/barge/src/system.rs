@@ -99,6 +99,7 @@ pub(crate) fn run(
                 volumes: a.volumes,
             })?;
             for (title, list) in [
+                ("Deleted Pods", &r.pods),
                 ("Deleted Containers", &r.containers),
                 ("Deleted Networks", &r.networks),
                 ("Deleted Volumes", &r.volumes),

@@ -22,6 +22,8 @@ pub struct SystemPruneOptions {
 pub struct SystemPruneReport {
     /// Container ids.
     pub containers: Vec<String>,
+    /// Pod ids (pods whose containers had all exited).
+    pub pods: Vec<String>,
     /// Network names.
     pub networks: Vec<String>,
     /// Volume names.
@@ -114,13 +116,15 @@ impl Engine {
         let mut report = SystemPruneReport::default();
         for c in self.containers()? {
             let c = self.refresh(c)?;
-            if matches!(c.state.status, Status::Exited | Status::Created) {
+            // A pod's infra container goes with its pod (below).
+            if matches!(c.state.status, Status::Exited | Status::Created) && !c.config.infra {
                 match self.remove(&c.id, false, false) {
                     Ok(_) | Err(EngineError::NoSuchContainer(_)) => report.containers.push(c.id),
                     Err(e) => return Err(e),
                 }
             }
         }
+        report.pods = self.pod_prune()?;
         report.networks = self.network_prune()?;
         if opts.volumes {
             report.volumes = self.volume_prune()?;

@@ -371,7 +371,12 @@ impl Engine {
             && matches!(rec.state.status, Status::Created | Status::Exited)
         {
             // A pod member needs its pod's infra running (its namespaces).
-            self.pod_start_infra_for(&rec)?;
+            if let Err(e) = self.pod_start_infra_for(&rec) {
+                if rec.config.auto_remove {
+                    let _ = self.remove_record(&rec, true);
+                }
+                return Err(e);
+            }
         }
         let lock = self.lock(&rec.id)?;
         let Some(rec) = self.db.get::<ContainerRecord>(Table::Containers, &rec.id)? else {
