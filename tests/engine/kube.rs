@@ -164,7 +164,11 @@ fn play_serves_on_host_port_and_down_removes_all() {
     std::fs::create_dir(&host_dir).expect("mkdir");
     std::fs::write(host_dir.join("extra.txt"), "from-host-path\n").expect("write");
     let port = free_port();
-    let file = write(&env, "web.yaml", &web_yaml(port, &host_dir.display().to_string()));
+    let file = write(
+        &env,
+        "web.yaml",
+        &web_yaml(port, &host_dir.display().to_string()),
+    );
 
     let out = env.ok(&["kube", "play", &file]);
     let (pod, ctrs) = played(&out);
@@ -180,7 +184,10 @@ fn play_serves_on_host_port_and_down_removes_all() {
         env.fmt("web-httpd", "{{.HostConfig.Memory}}"),
         (64 << 20).to_string()
     );
-    assert_eq!(env.fmt("web-httpd", "{{.HostConfig.NanoCpus}}"), "500000000");
+    assert_eq!(
+        env.fmt("web-httpd", "{{.HostConfig.NanoCpus}}"),
+        "500000000"
+    );
     assert_eq!(
         env.fmt("web-httpd", "{{.HostConfig.RestartPolicy.Name}}"),
         "no"
@@ -309,7 +316,10 @@ spec:
         "name: srv",
         "name: idle",
     ] {
-        assert!(gen1.contains(want), "generated YAML lacks {want:?}:\n{gen1}");
+        assert!(
+            gen1.contains(want),
+            "generated YAML lacks {want:?}:\n{gen1}"
+        );
     }
     // Generate writes a file with -f, and also takes the pod's id.
     let gfile = env.path().join("gen.yaml");
@@ -363,8 +373,8 @@ fn generate_from_a_container() {
     std::fs::write(dir.join("index.html"), "lone-container\n").expect("write");
     let vol = format!("{}:/www:ro", dir.display());
     env.run_d(&[
-        "--name", "lone", "-p", &publish, "-v", &vol, "-e", "X=1", IMG, "httpd", "-f", "-p",
-        "80", "-h", "/www",
+        "--name", "lone", "-p", &publish, "-v", &vol, "-e", "X=1", IMG, "httpd", "-f", "-p", "80",
+        "-h", "/www",
     ]);
     http_get(port, "/", "lone-container");
     let yaml = env.ok(&["kube", "generate", "lone"]);
@@ -374,9 +384,20 @@ fn generate_from_a_container() {
     env.ok(&["rm", "-f", "lone"]);
     assert!(port_closed(port));
     let file = write(&env, "lone.yaml", &yaml);
-    env.ok(&["kube", "play", &file]);
+    // podman 4's spelling, without starting.
+    let out = env.ok(&["play", "kube", "--start=false", &file]);
+    let (first, _) = played(&out);
+    assert_eq!(env.status("lone-pod-lone"), "created");
+    // --replace tears the pod down first.
+    let out = env.ok(&["kube", "play", "--replace", &file]);
+    let (second, _) = played(&out);
+    assert_ne!(first, second);
+    assert_eq!(pod_ids(&env), [second]);
     http_get(port, "/", "lone-container");
-    assert_eq!(env.ok(&["exec", "lone-pod-lone", "printenv", "X"]), "1\n");
+    assert_eq!(
+        env.ok(&["exec", "lone-pod-lone", "sh", "-c", "echo $X"]),
+        "1\n"
+    );
     env.ok(&["kube", "down", &file]);
     assert_empty(&env);
 }
@@ -446,7 +467,10 @@ fn bad_files_create_nothing() {
         eprintln!("--- case: {what}");
         let file = write(&env, "bad.yaml", yaml);
         let o = env.fails(&["kube", "play", &file], 125, msg);
-        assert!(o.stderr.contains(&file), "{what}: the file is not named: {o:#?}");
+        assert!(
+            o.stderr.contains(&file),
+            "{what}: the file is not named: {o:#?}"
+        );
         assert_empty(&env);
     }
     // A file that is not there, and stdin.

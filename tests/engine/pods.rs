@@ -272,13 +272,7 @@ fn rm_of_a_member_keeps_the_pod_and_rm_f_infra_removes_it() {
         "{{.NumberOfContainers}} {{.Status}}",
     ]);
     assert_eq!(n.trim(), "2 Running");
-    let names = env.ok(&[
-        "pod",
-        "inspect",
-        "--format",
-        "{{json .Containers}}",
-        &pod,
-    ]);
+    let names = env.ok(&["pod", "inspect", "--format", "{{json .Containers}}", &pod]);
     assert!(!names.contains(&a) && names.contains(&b), "{names}");
     // podman: removing the infra with -f removes its pod.
     let infra = env.ok(&["pod", "inspect", "--format", "{{.InfraContainerID}}", &pod]);

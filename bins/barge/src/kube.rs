@@ -100,7 +100,11 @@ fn read_file(file: &str) -> Result<String> {
     std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("reading {file}: {e}"))
 }
 
-pub(crate) fn run(root: Option<&PathBuf>, runroot: Option<&PathBuf>, cmd: TopCommand) -> Result<()> {
+pub(crate) fn run(
+    root: Option<&PathBuf>,
+    runroot: Option<&PathBuf>,
+    cmd: TopCommand,
+) -> Result<()> {
     let cmd = match cmd {
         TopCommand::Kube(c) => c,
         TopCommand::Play(PlayKind::Kube(a)) => KubeCommand::Play(a),
@@ -173,7 +177,12 @@ pub(crate) fn run(root: Option<&PathBuf>, runroot: Option<&PathBuf>, cmd: TopCom
     }
 }
 
-fn down(e: &mut barge_engine::containers::Engine, file: &str, yaml: &str, force: bool) -> Result<()> {
+fn down(
+    e: &mut barge_engine::containers::Engine,
+    file: &str,
+    yaml: &str,
+    force: bool,
+) -> Result<()> {
     let rep = e.kube_down(file, yaml, force)?;
     println!("Pods stopped:");
     for id in &rep.stopped {

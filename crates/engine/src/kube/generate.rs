@@ -111,7 +111,7 @@ impl Engine {
                         pod.created,
                         &members,
                         &ports,
-                    )?);
+                    ));
                 }
                 Err(EngineError::NoSuchPod(_)) => {
                     let c = self.lookup(n)?;
@@ -121,7 +121,7 @@ impl Engine {
                         )));
                     }
                     if let Some(p) = &c.pod {
-                        let pod = self.pod_lookup(p).map(|p| p.name).unwrap_or_else(|_| p.clone());
+                        let pod = self.pod_lookup(p).map_or_else(|_| p.clone(), |p| p.name);
                         return Err(EngineError::Invalid(format!(
                             "container {} is in pod {pod}: generate the pod instead",
                             c.name
@@ -145,7 +145,7 @@ impl Engine {
                 created,
                 &loose,
                 &ports,
-            )?);
+            ));
         }
         let mut out = header();
         for (i, d) in docs.iter().enumerate() {
@@ -168,7 +168,7 @@ impl Engine {
         created: i64,
         members: &[ContainerRecord],
         ports: &[PortMapping],
-    ) -> Result<Value> {
+    ) -> Value {
         let mut labels = labels.clone();
         if labels.is_empty() {
             // podman labels a generated pod with its name.
@@ -182,7 +182,7 @@ impl Engine {
             // Published ports live on the pod (its infra); like podman,
             // they are written on the first container.
             let ports = if i == 0 { ports } else { &[] };
-            containers.push(self.container_json(c, &dns_label(cname), ports, &mut volumes)?);
+            containers.push(self.container_json(c, &dns_label(cname), ports, &mut volumes));
         }
         let mut spec = Map::new();
         spec.insert("containers".into(), Value::Array(containers));
@@ -202,7 +202,7 @@ impl Engine {
         if !vols.is_empty() {
             spec.insert("volumes".into(), Value::Array(vols));
         }
-        Ok(json!({
+        json!({
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {
@@ -211,7 +211,7 @@ impl Engine {
                 "name": name,
             },
             "spec": spec,
-        }))
+        })
     }
 
     fn container_json(
@@ -220,7 +220,7 @@ impl Engine {
         name: &str,
         ports: &[PortMapping],
         volumes: &mut Volumes,
-    ) -> Result<Value> {
+    ) -> Value {
         let img = barge_image::Digest::parse(&c.image_id)
             .ok()
             .and_then(|d| crate::containers::image_runtime_config(&self.store, &d).ok())
@@ -281,7 +281,10 @@ impl Engine {
             limits.insert("memory".into(), json!(m.to_string()));
         }
         if let Some(cpus) = cfg.cpus {
-            limits.insert("cpu".into(), json!(format!("{}m", (cpus * 1000.0).round() as i64)));
+            limits.insert(
+                "cpu".into(),
+                json!(format!("{}m", (cpus * 1000.0).round() as i64)),
+            );
         }
         if !limits.is_empty() {
             o.insert("resources".into(), json!({ "limits": limits }));
@@ -358,8 +361,8 @@ impl Engine {
                     } else {
                         name.clone()
                     };
-                    let anonymous = name.is_empty()
-                        || self.volume(&vname).is_ok_and(|v| v.anonymous);
+                    let anonymous =
+                        name.is_empty() || self.volume(&vname).is_ok_and(|v| v.anonymous);
                     let n = if anonymous {
                         volumes.add(format!("vol:{vname}"), "emptydir", json!({"emptyDir": {}}))
                     } else {
@@ -384,7 +387,7 @@ impl Engine {
         if !mounts.is_empty() {
             o.insert("volumeMounts".into(), Value::Array(mounts));
         }
-        Ok(Value::Object(o))
+        Value::Object(o)
     }
 }
 

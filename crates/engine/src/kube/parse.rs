@@ -550,12 +550,7 @@ fn parse_claim(v: &Value) -> FieldResult<KubeClaim> {
     // The spec describes storage the local driver does not have: accepted
     // (so files written for a cluster play), not used.
     if let Some(mut spec) = top.obj("spec")? {
-        spec.ignore(&[
-            "accessModes",
-            "resources",
-            "storageClassName",
-            "volumeMode",
-        ]);
+        spec.ignore(&["accessModes", "resources", "storageClassName", "volumeMode"]);
         spec.finish()?;
     }
     top.ignore(&["status"]);
@@ -604,9 +599,16 @@ fn parse_deployment(v: &Value, cms: &ConfigMaps) -> FieldResult<KubePod> {
         selects = sel.str_map("matchLabels")?;
         sel.finish()?;
     }
-    spec.ignore(&["strategy", "revisionHistoryLimit", "progressDeadlineSeconds"]);
+    spec.ignore(&[
+        "strategy",
+        "revisionHistoryLimit",
+        "progressDeadlineSeconds",
+    ]);
     let Some(mut template) = spec.obj("template")? else {
-        return Err(FieldError::new(spec.child("template"), "required but missing"));
+        return Err(FieldError::new(
+            spec.child("template"),
+            "required but missing",
+        ));
     };
     let mut labels = BTreeMap::new();
     if let Some(mut tm) = template.obj("metadata")? {
@@ -624,7 +626,10 @@ fn parse_deployment(v: &Value, cms: &ConfigMaps) -> FieldResult<KubePod> {
         }
     }
     let Some(pod_spec) = template.obj("spec")? else {
-        return Err(FieldError::new(template.child("spec"), "required but missing"));
+        return Err(FieldError::new(
+            template.child("spec"),
+            "required but missing",
+        ));
     };
     let name = deployment_pod_name(&meta.name);
     check_dns_label("metadata.name", &name)?;
@@ -707,7 +712,10 @@ fn parse_pod_spec(
         let source = match given.first().copied() {
             Some("hostPath") => {
                 let Some(mut hp) = vo.obj("hostPath")? else {
-                    return Err(FieldError::new(vo.child("hostPath.path"), "required but missing"));
+                    return Err(FieldError::new(
+                        vo.child("hostPath.path"),
+                        "required but missing",
+                    ));
                 };
                 let path = hp.required_str("path")?;
                 if !path.starts_with('/') {
@@ -767,7 +775,10 @@ fn parse_pod_spec(
     let mut containers = Vec::new();
     let items = spec.objs("containers")?;
     if items.is_empty() {
-        return Err(FieldError::new(containers_path, "at least one container is required"));
+        return Err(FieldError::new(
+            containers_path,
+            "at least one container is required",
+        ));
     }
     let mut ports = Vec::new();
     for c in items {
@@ -811,9 +822,8 @@ fn parse_pod_spec(
 fn port_field(p: &mut Obj<'_>, key: &'static str, zero_ok: bool) -> FieldResult<u16> {
     let path = p.child(key);
     match p.int(key)? {
-        None if zero_ok => Ok(0),
+        None | Some(0) if zero_ok => Ok(0),
         None => Err(FieldError::new(path, "required but missing")),
-        Some(0) if zero_ok => Ok(0),
         Some(n) => u16::try_from(n)
             .ok()
             .filter(|n| *n > 0)
@@ -1055,7 +1065,10 @@ fn parse_container(
             security.run_as_group = Some(g);
         }
         if let Some(mut caps) = sc.obj("capabilities")? {
-            for (key, out) in [("add", &mut security.cap_add), ("drop", &mut security.cap_drop)] {
+            for (key, out) in [
+                ("add", &mut security.cap_add),
+                ("drop", &mut security.cap_drop),
+            ] {
                 let path = caps.child(key);
                 for (i, cap) in caps.str_list(key)?.unwrap_or_default().iter().enumerate() {
                     out.push(
@@ -1218,52 +1231,90 @@ spec:
 
     #[test]
     fn errors_name_the_field() {
-        let e = err(&format!("{POD}    livenessProbe: {{exec: {{command: [true]}}}}\n"));
+        let e = err(&format!(
+            "{POD}    livenessProbe: {{exec: {{command: [true]}}}}\n"
+        ));
         assert_eq!(
             e,
             "document 1 (Pod \"p\"): spec.containers[0].livenessProbe: not supported"
         );
         let e = err("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n");
         assert!(e.contains("kind: unknown kind \"Service\""), "{e}");
-        let e = err("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n");
-        assert!(e.contains("spec.containers[0].image: required but missing"), "{e}");
+        let e = err(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n",
+        );
+        assert!(
+            e.contains("spec.containers[0].image: required but missing"),
+            "{e}"
+        );
         let e = err(&format!("{POD}    ports: [{{containerPort: 70000}}]\n"));
         assert!(
             e.contains("spec.containers[0].ports[0].containerPort: 70000 is not a valid port"),
             "{e}"
         );
-        let e = err(&format!("{POD}    ports: [{{containerPort: 80, hostPort: -1}}]\n"));
+        let e = err(&format!(
+            "{POD}    ports: [{{containerPort: 80, hostPort: -1}}]\n"
+        ));
         assert!(e.contains("hostPort: -1 is not a valid port"), "{e}");
-        let e = err(&format!("{POD}    ports: [{{containerPort: 80, protocol: SCTP}}]\n"));
+        let e = err(&format!(
+            "{POD}    ports: [{{containerPort: 80, protocol: SCTP}}]\n"
+        ));
         assert!(e.contains("ports[0].protocol: unsupported protocol"), "{e}");
         let e = err(&format!("{POD}    ports: [{{containerPort: http}}]\n"));
         assert!(e.contains("containerPort: expected an integer"), "{e}");
         let e = err(&format!("{POD}  initContainers: []\n"));
         assert!(e.contains("spec.initContainers: not supported"), "{e}");
-        let e = err(&format!("{POD}  volumes: [{{name: v, configMap: {{name: x}}}}]\n"));
-        assert!(e.contains("spec.volumes[0].configMap: not supported"), "{e}");
-        let e = err(&format!("{POD}    volumeMounts: [{{name: nope, mountPath: /x}}]\n"));
-        assert!(e.contains("volumeMounts[0].name: no volume \"nope\""), "{e}");
+        let e = err(&format!(
+            "{POD}  volumes: [{{name: v, configMap: {{name: x}}}}]\n"
+        ));
+        assert!(
+            e.contains("spec.volumes[0].configMap: not supported"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{POD}    volumeMounts: [{{name: nope, mountPath: /x}}]\n"
+        ));
+        assert!(
+            e.contains("volumeMounts[0].name: no volume \"nope\""),
+            "{e}"
+        );
         let e = err(&format!(
             "{POD}    env: [{{name: X, valueFrom: {{configMapKeyRef: {{name: m, key: k}}}}}}]\n"
         ));
-        assert!(e.contains("configMapKeyRef.name: no ConfigMap \"m\""), "{e}");
+        assert!(
+            e.contains("configMapKeyRef.name: no ConfigMap \"m\""),
+            "{e}"
+        );
         let e = err(&format!(
             "{POD}    env: [{{name: X, valueFrom: {{secretKeyRef: {{name: m, key: k}}}}}}]\n"
         ));
         assert!(e.contains("valueFrom.secretKeyRef: not supported"), "{e}");
-        let e = err(&format!("{POD}    resources: {{limits: {{memory: 12Q}}}}\n"));
-        assert!(e.contains("resources.limits.memory: invalid quantity"), "{e}");
+        let e = err(&format!(
+            "{POD}    resources: {{limits: {{memory: 12Q}}}}\n"
+        ));
+        assert!(
+            e.contains("resources.limits.memory: invalid quantity"),
+            "{e}"
+        );
         let e = err(&format!("{POD}  restartPolicy: Sometimes\n"));
-        assert!(e.contains("spec.restartPolicy: invalid restart policy"), "{e}");
+        assert!(
+            e.contains("spec.restartPolicy: invalid restart policy"),
+            "{e}"
+        );
         let e = err(&format!("{POD}  - name: c\n    image: img\n"));
         assert!(e.contains("container \"c\" is defined twice"), "{e}");
         let e = err(&format!("{POD}---\n{POD}"));
-        assert!(e.contains("document 2 (Pod \"p\"): metadata.name: pod \"p\" is defined twice"), "{e}");
+        assert!(
+            e.contains("document 2 (Pod \"p\"): metadata.name: pod \"p\" is defined twice"),
+            "{e}"
+        );
         let e = err("apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\nspec: {containers: [{name: c, image: i}]}\n");
         assert!(e.contains("metadata.name: invalid name"), "{e}");
         let e = err("hello\n");
-        assert!(e.contains("document 1: expected a mapping, found a string"), "{e}");
+        assert!(
+            e.contains("document 1: expected a mapping, found a string"),
+            "{e}"
+        );
         let e = err("apiVersion: v1\nmetadata: {name: x}\n");
         assert!(e.contains("kind: required but missing"), "{e}");
     }
@@ -1273,7 +1324,7 @@ spec:
         let e = parse(&format!("{POD}---\napiVersion: v1\nkind: Pod\n  bad: [\n")).unwrap_err();
         match &e {
             ParseError::Syntax { line, .. } => assert_eq!(*line, Some(11), "{e}"),
-            other => panic!("{other:?}"),
+            other @ ParseError::Field { .. } => panic!("{other:?}"),
         }
         assert!(e.to_string().starts_with("line 11, column"), "{e}");
         assert!(!e.to_string().contains(" at line"), "{e}");
@@ -1291,13 +1342,22 @@ spec:
         assert_eq!(f.pods[0].kind, "Deployment");
         assert_eq!(f.pods[0].labels.len(), 2);
         let e = err(&d.replace("replicas: 1", "replicas: 3"));
-        assert!(e.contains("spec.replicas: 3 replicas: only 1 replica is supported"), "{e}");
+        assert!(
+            e.contains("spec.replicas: 3 replicas: only 1 replica is supported"),
+            "{e}"
+        );
         let e = err(&d.replace("{app: web}}\n  template", "{app: other}}\n  template"));
         assert!(e.contains("spec.selector.matchLabels"), "{e}");
         let e = err(&d.replace("apps/v1", "v1"));
         assert!(e.contains("apiVersion: expected \"apps/v1\""), "{e}");
-        let e = err(&d.replace("containers: [{name: c, image: i}]", "containers: [{name: c, image: i, stdinOnce: true}]"));
-        assert!(e.contains("spec.template.spec.containers[0].stdinOnce: not supported"), "{e}");
+        let e = err(&d.replace(
+            "containers: [{name: c, image: i}]",
+            "containers: [{name: c, image: i, stdinOnce: true}]",
+        ));
+        assert!(
+            e.contains("spec.template.spec.containers[0].stdinOnce: not supported"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1308,7 +1368,10 @@ spec:
         let f = parse(&y).unwrap();
         assert_eq!(f.pods[0].containers[0].env, ["B=b", "A=explicit"]);
         let e = err(&y.replace("nokey, optional: true", "nokey"));
-        assert!(e.contains("configMapKeyRef.key: ConfigMap \"m\" has no key \"nokey\""), "{e}");
+        assert!(
+            e.contains("configMapKeyRef.key: ConfigMap \"m\" has no key \"nokey\""),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1316,7 +1379,10 @@ spec:
         let y = format!("{POD}    ports: [{{containerPort: 80, hostPort: 8080}}]\n");
         let two = format!("{y}---\n{}", y.replace("name: p}", "name: q}"));
         let e = err(&two);
-        assert!(e.contains("hostPort 8080/tcp is also published by pod \"p\""), "{e}");
+        assert!(
+            e.contains("hostPort 8080/tcp is also published by pod \"p\""),
+            "{e}"
+        );
         let e = err(&format!(
             "{POD}    ports: [{{containerPort: 80, hostPort: 8080}}, {{containerPort: 81, hostPort: 8080}}]\n"
         ));
@@ -1329,10 +1395,20 @@ spec:
             "{POD}  volumes: [{{name: v, emptyDir: {{}}, hostPath: {{path: /x}}}}]\n"
         ));
         assert!(e.contains("more than one volume source"), "{e}");
-        let e = err(&format!("{POD}  volumes: [{{name: v, hostPath: {{path: rel}}}}]\n"));
-        assert!(e.contains("spec.volumes[0].hostPath.path: \"rel\" is not an absolute path"), "{e}");
-        let e = err(&format!("{POD}  volumes: [{{name: v, emptyDir: {{medium: Memory}}}}]\n"));
-        assert!(e.contains("spec.volumes[0].emptyDir.medium: not supported"), "{e}");
+        let e = err(&format!(
+            "{POD}  volumes: [{{name: v, hostPath: {{path: rel}}}}]\n"
+        ));
+        assert!(
+            e.contains("spec.volumes[0].hostPath.path: \"rel\" is not an absolute path"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{POD}  volumes: [{{name: v, emptyDir: {{medium: Memory}}}}]\n"
+        ));
+        assert!(
+            e.contains("spec.volumes[0].emptyDir.medium: not supported"),
+            "{e}"
+        );
         let f = parse(&format!("{POD}  volumes:\n  - name: v\n    emptyDir:\n")).unwrap();
         assert_eq!(f.pods[0].volumes[0].source, VolumeSource::EmptyDir);
     }

@@ -3,9 +3,7 @@
 
 use super::parse::{parse, HostPathType, KubeContainer, KubeFile, KubePod, VolumeSource};
 use super::KubeError;
-use crate::containers::{
-    ContainerConfig, CreateOptions, Engine, MountSpec, PullPolicy,
-};
+use crate::containers::{ContainerConfig, CreateOptions, Engine, MountSpec, PullPolicy};
 use crate::db::Table;
 use crate::error::EngineError;
 use crate::images;
@@ -106,7 +104,10 @@ impl Engine {
         pull: &mut dyn FnMut(&barge_image::Store, &str) -> Result<()>,
     ) -> Result<Plan> {
         let at = |pod: &KubePod, path: String, msg: String| {
-            EngineError::Invalid(format!("{fname}: {} {:?}: {path}: {msg}", pod.kind, pod.name))
+            EngineError::Invalid(format!(
+                "{fname}: {} {:?}: {path}: {msg}",
+                pod.kind, pod.name
+            ))
         };
         let spec_prefix = |pod: &KubePod| {
             if pod.kind == "Deployment" {
@@ -179,7 +180,11 @@ impl Engine {
             }
         }
         for (name, labels) in want {
-            if self.db.get::<crate::volumes::VolumeRecord>(Table::Volumes, &name)?.is_none() {
+            if self
+                .db
+                .get::<crate::volumes::VolumeRecord>(Table::Volumes, &name)?
+                .is_none()
+            {
                 let from_doc = file.claims.iter().any(|c| c.name == name);
                 plan.new_volumes.push((name, labels, from_doc));
             }
@@ -311,7 +316,13 @@ impl Engine {
             }
         }
         for v in undo.volumes.iter().rev() {
-            if self.db.get::<crate::volumes::VolumeRecord>(Table::Volumes, v).ok().flatten().is_some() {
+            if self
+                .db
+                .get::<crate::volumes::VolumeRecord>(Table::Volumes, v)
+                .ok()
+                .flatten()
+                .is_some()
+            {
                 if let Err(e) = self.volume_remove(v, true) {
                     tracing::warn!("kube play: removing volume {v} after a failure: {e}");
                 }
@@ -392,12 +403,10 @@ fn check_host_path(p: &Path, kind: HostPathType) -> std::result::Result<HostPath
     let bad = |what: &str| Err(format!("not a {what}"));
     match kind {
         HostPathType::DirectoryOrCreate if !exists => Ok(HostPathAction::CreateDir),
-        HostPathType::FileOrCreate if !exists => {
-            match p.parent() {
-                Some(d) if d.is_dir() => Ok(HostPathAction::CreateFile),
-                _ => Err("its parent directory does not exist".into()),
-            }
-        }
+        HostPathType::FileOrCreate if !exists => match p.parent() {
+            Some(d) if d.is_dir() => Ok(HostPathAction::CreateFile),
+            _ => Err("its parent directory does not exist".into()),
+        },
         _ if !exists => Err("no such file or directory".into()),
         HostPathType::Unset => Ok(HostPathAction::Exists),
         HostPathType::Directory | HostPathType::DirectoryOrCreate => {
@@ -550,6 +559,9 @@ mod tests {
         assert_eq!(o.config.restart.name, "no");
         assert_eq!(o.config.stop_timeout, 10);
         assert!(matches!(&o.config.mounts[0], MountSpec::Volume { name, .. } if name == "vol1"));
-        assert!(matches!(&o.config.mounts[1], MountSpec::Bind { readonly: true, .. }));
+        assert!(matches!(
+            &o.config.mounts[1],
+            MountSpec::Bind { readonly: true, .. }
+        ));
     }
 }
