@@ -610,3 +610,34 @@ fn bad_input_leaves_no_state() {
     env.ok(&["pod", "rm", &pod]);
     nothing(&env);
 }
+
+#[test]
+fn exit_policy_stop_stops_the_infra() {
+    need_root!();
+    let _g = net_lock();
+    let env = Env::new();
+    let pod = unique("pod");
+    env.ok(&["pod", "create", "--name", &pod, "--exit-policy", "stop"]);
+    let infra = env.ok(&["pod", "inspect", "--format", "{{.InfraContainerID}}", &pod]);
+    let infra = infra.trim();
+    let a = env.run_d(&["--pod", &pod, IMG, "sleep", "1000"]);
+    env.run_d(&["--pod", &pod, IMG, "sh", "-c", "sleep 0.3"]);
+    // One member exited, the other runs: the infra stays.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(env.status(infra), "running");
+    env.ok(&["kill", &a]);
+    env.wait_status(infra, "exited", Duration::from_secs(15));
+    let st = env.ok(&[
+        "pod",
+        "inspect",
+        "--format",
+        "{{.State}} {{.ExitPolicy}}",
+        &pod,
+    ]);
+    assert_eq!(st.trim(), "Exited stop");
+    env.fails(
+        &["pod", "create", "--exit-policy", "sometimes"],
+        125,
+        "invalid pod exit policy",
+    );
+}

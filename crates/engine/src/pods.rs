@@ -216,7 +216,7 @@ pub struct PodCreateOptions {
     /// `--dns` servers of the pod's `/etc/resolv.conf`.
     pub dns: Vec<String>,
     /// `continue` (default) or `stop`: whether the pod's infra stops once
-    /// its last member has exited. Recorded; only `continue` is acted on.
+    /// its last member has exited.
     pub exit_policy: Option<String>,
     /// Pull policy of `infra_image`.
     pub pull: PullPolicy,
@@ -732,6 +732,41 @@ impl Engine {
             .ok()
             .flatten()
             .is_some_and(|(p, _)| p.shares("uts"))
+    }
+
+    /// After a member's exit was cleaned up: a pod with exit policy
+    /// `stop` has its infra stopped once no other member runs (best
+    /// effort: the exit itself was handled).
+    pub(crate) fn pod_exit_policy(&mut self, rec: &ContainerRecord) {
+        let Some(pod_id) = &rec.pod else {
+            return;
+        };
+        if rec.config.infra {
+            return;
+        }
+        let Ok(Some(pod)) = self.db.get::<PodRecord>(Table::Pods, pod_id) else {
+            return;
+        };
+        let (true, Some(infra)) = (pod.exit_policy == "stop", pod.infra_id.clone()) else {
+            return;
+        };
+        let Ok(ctrs) = self.pod_containers(pod_id) else {
+            return;
+        };
+        let others_run = ctrs.iter().any(|c| {
+            !c.config.infra
+                && c.id != rec.id
+                && matches!(
+                    c.state.status,
+                    Status::Running | Status::Paused | Status::Stopping
+                )
+                && alive(c.state.pid, c.state.pid_start)
+        });
+        if !others_run {
+            if let Err(e) = self.stop(&infra, None) {
+                tracing::warn!(pod = %pod.name, "exit policy stop: stopping the infra: {e}");
+            }
+        }
     }
 
     /// Starts a pod: the infra first, then the members in creation order.

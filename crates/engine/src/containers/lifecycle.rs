@@ -291,6 +291,8 @@ impl Engine {
             Ok(())
         })?;
         remove_run_dir(&dir);
+        // A pod with exit policy `stop` stops once its last member exited.
+        self.pod_exit_policy(&rec);
         if auto_remove {
             drop(lock);
             self.remove_record(&rec, true)?;

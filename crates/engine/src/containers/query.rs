@@ -220,6 +220,17 @@ impl Engine {
     /// The containers `ps` shows, newest first, refreshed.
     pub fn ps(&mut self, opts: &PsOptions) -> Result<Vec<ContainerRecord>> {
         let mut out = Vec::new();
+        // `pod=` takes a pod's name as well as its id (prefix).
+        let filters: Vec<String> = opts
+            .filters
+            .iter()
+            .map(|f| match f.split_once('=') {
+                Some(("pod", v)) => self
+                    .pod_lookup(v)
+                    .map_or_else(|_| f.clone(), |p| format!("pod={}", p.id)),
+                _ => f.clone(),
+            })
+            .collect();
         for rec in self.containers()? {
             let rec = self.refresh(rec)?;
             if rec.state.status == Status::Removing && !opts.all {
@@ -237,7 +248,7 @@ impl Engine {
                 continue;
             }
             let mut ok = true;
-            for f in &opts.filters {
+            for f in &filters {
                 ok &= matches_filter(&rec, f)?;
             }
             if ok {
