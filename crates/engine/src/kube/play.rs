@@ -354,9 +354,13 @@ impl Engine {
         })?;
         let mut report = DownReport::default();
         let mut found = Vec::new();
+        let mut empty_dirs = Vec::new();
         for pod in &file.pods {
             match self.pod_lookup(&pod.name) {
-                Ok(p) => found.push(p),
+                Ok(p) => {
+                    empty_dirs.extend(self.kube_empty_dirs(pod, &p.id)?);
+                    found.push(p);
+                }
                 Err(e) => report.errors.push(e),
             }
         }
@@ -382,6 +386,21 @@ impl Engine {
                 Err(e) => report.errors.push(e),
             }
         }
+        // The emptyDirs normally go with the pod (anonymous volumes); one
+        // that lost its mark (re-created at a start after a racing `rm -v`
+        // removed it) is removed here once unused.
+        for v in empty_dirs {
+            if self
+                .db
+                .get::<crate::volumes::VolumeRecord>(Table::Volumes, &v)?
+                .is_some()
+                && self.volume_users(&v)?.is_empty()
+            {
+                if let Err(e) = self.volume_remove(&v, false) {
+                    report.errors.push(e);
+                }
+            }
+        }
         if force {
             for c in &file.claims {
                 match self.volume_remove(&c.name, false) {
@@ -391,6 +410,43 @@ impl Engine {
             }
         }
         Ok(report)
+    }
+}
+
+impl Engine {
+    /// The volumes behind a played pod's emptyDirs: the members' volume
+    /// mounts at the paths where the file mounts an emptyDir.
+    fn kube_empty_dirs(&self, pod: &KubePod, pod_id: &str) -> Result<Vec<String>> {
+        let members = self.pod_containers(pod_id)?;
+        let mut out = Vec::new();
+        for c in &pod.containers {
+            let Some(rec) = members
+                .iter()
+                .find(|r| r.name == container_name(&pod.name, &c.name))
+            else {
+                continue;
+            };
+            for m in &c.mounts {
+                let empty = pod
+                    .volumes
+                    .iter()
+                    .any(|v| v.name == m.volume && v.source == VolumeSource::EmptyDir);
+                if !empty {
+                    continue;
+                }
+                for spec in &rec.config.mounts {
+                    if let MountSpec::Volume {
+                        name, destination, ..
+                    } = spec
+                    {
+                        if *destination == m.path && !name.is_empty() && !out.contains(name) {
+                            out.push(name.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
