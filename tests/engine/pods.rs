@@ -239,11 +239,7 @@ fn rm_force_leaves_nothing_behind() {
     env.fails(&["pod", "rm", &pod], 125, "cannot be removed without force");
     assert_eq!(env.ok(&["ps", "-q"]).lines().count(), 3);
     // The infra alone cannot go.
-    env.fails(
-        &["rm", &infra],
-        125,
-        &format!("is the infra container of pod"),
-    );
+    env.fails(&["rm", &infra], 125, "is the infra container of pod");
     assert_eq!(env.status(&infra), "running");
     env.ok(&["pod", "rm", "-f", &pod]);
     assert_eq!(env.ok(&["ps", "-a", "-q"]).trim(), "");

@@ -8,7 +8,9 @@ use anyhow::{bail, Result};
 use barge_engine::containers::query::{self, LogsOptions};
 use barge_engine::containers::stats::{stats_row, StatsSample};
 use barge_engine::containers::{Engine, NetworkMode, PullPolicy};
-use barge_engine::pods::{PodCreateOptions, PodLogsOptions, PodRemoveOptions, PodReport};
+use barge_engine::pods::{
+    PodCreateOptions, PodListEntry, PodLogsOptions, PodRemoveOptions, PodReport,
+};
 use barge_engine::template::Template;
 use barge_engine::EngineError;
 use clap::{Args, Subcommand};
@@ -29,7 +31,7 @@ pub enum TopCommand {
 #[derive(Subcommand, Debug)]
 pub enum PodCommand {
     /// Create a new empty pod.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Start one or more pods.
     Start(PodsArgs),
     /// Stop one or more pods.
@@ -306,8 +308,8 @@ pub(crate) fn run(
     let TopCommand::Pod(cmd) = command;
     let mut e = crate::containers::engine(root, runroot)?;
     match cmd {
-        PodCommand::Create(a) => create(&mut e, a),
-        PodCommand::Start(a) => each(&mut e, &a.names, a.all, false, |e, n| e.pod_start(n)),
+        PodCommand::Create(a) => create(&mut e, *a),
+        PodCommand::Start(a) => each(&mut e, &a.names, a.all, false, Engine::pod_start),
         PodCommand::Stop(a) => each(&mut e, &a.names, a.all, a.ignore, |e, n| {
             e.pod_stop(n, a.time)
         }),
@@ -320,8 +322,8 @@ pub(crate) fn run(
                 e.pod_kill(n, &a.signal)
             })
         }
-        PodCommand::Pause(a) => each(&mut e, &a.names, a.all, false, |e, n| e.pod_pause(n)),
-        PodCommand::Unpause(a) => each(&mut e, &a.names, a.all, false, |e, n| e.pod_unpause(n)),
+        PodCommand::Pause(a) => each(&mut e, &a.names, a.all, false, Engine::pod_pause),
+        PodCommand::Unpause(a) => each(&mut e, &a.names, a.all, false, Engine::pod_unpause),
         PodCommand::Rm(a) => rm(&mut e, &a),
         PodCommand::Ps(a) => ps(&mut e, &a),
         PodCommand::Inspect(a) => inspect(&mut e, &a),
@@ -590,30 +592,29 @@ fn ps(e: &mut Engine, a: &PsArgs) -> Result<()> {
         return Ok(());
     }
     if a.format.as_deref() == Some("json") {
-        let v: Vec<Value> = list.iter().map(|p| p.to_json()).collect();
+        let v: Vec<Value> = list.iter().map(PodListEntry::to_json).collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     let rows: Vec<Value> = list.iter().map(|p| p.template_view(a.no_trunc)).collect();
-    let format = match a.format.as_deref() {
-        Some(f) => f.to_string(),
-        None => {
-            let mut f =
-                String::from("table {{.ID}}\t{{.Name}}\t{{.Status}}\t{{.Created}}\t{{.InfraID}}");
-            if a.ctr_ids {
-                f.push_str("\t{{.ContainerIds}}");
-            }
-            if a.ctr_names {
-                f.push_str("\t{{.ContainerNames}}");
-            }
-            if a.ctr_status {
-                f.push_str("\t{{.ContainerStatuses}}");
-            }
-            if !(a.ctr_ids || a.ctr_names || a.ctr_status) {
-                f.push_str("\t{{.NumberOfContainers}}");
-            }
-            f
+    let format = if let Some(f) = a.format.as_deref() {
+        f.to_string()
+    } else {
+        let mut f =
+            String::from("table {{.ID}}\t{{.Name}}\t{{.Status}}\t{{.Created}}\t{{.InfraID}}");
+        if a.ctr_ids {
+            f.push_str("\t{{.ContainerIds}}");
         }
+        if a.ctr_names {
+            f.push_str("\t{{.ContainerNames}}");
+        }
+        if a.ctr_status {
+            f.push_str("\t{{.ContainerStatuses}}");
+        }
+        if !(a.ctr_ids || a.ctr_names || a.ctr_status) {
+            f.push_str("\t{{.NumberOfContainers}}");
+        }
+        f
     };
     crate::images::print_rows(&format, &rows, a.noheading, &ps_header)
 }

@@ -538,6 +538,9 @@ impl Engine {
             }
             None => containers::random_name(&id),
         };
+        // The infra's id is recorded with the pod: one transaction less,
+        // and a create killed in between leaves a pod naming its infra.
+        let infra_id = (!opts.no_infra).then(containers::random_id);
         let mut rec = PodRecord {
             id: id.clone(),
             name,
@@ -545,7 +548,7 @@ impl Engine {
             hostname: opts.hostname.clone().unwrap_or_default(),
             labels: opts.labels.clone(),
             shared,
-            infra_id: None,
+            infra_id: infra_id.clone(),
             exit_policy,
             create_command: opts.create_command.clone(),
         };
@@ -566,9 +569,9 @@ impl Engine {
             tries += 1;
             rec.name = format!("{}_{}", rec.name, &containers::random_id()[..6]);
         }
-        if opts.no_infra {
+        let Some(infra_id) = infra_id else {
             return Ok(rec);
-        }
+        };
         let config = ContainerConfig {
             infra: true,
             hostname: rec.effective_hostname(),
@@ -584,7 +587,7 @@ impl Engine {
             },
             ..ContainerConfig::default()
         };
-        let infra = self.create_one(
+        let infra = self.create_with_id(
             CreateOptions {
                 image: opts.infra_image.clone().unwrap_or_default(),
                 name: Some(
@@ -599,24 +602,9 @@ impl Engine {
                 pod: Some(id.clone()),
             },
             pull,
+            infra_id,
         );
-        let infra = match infra {
-            Ok(i) => i,
-            Err(e) => {
-                let _ = self.db.write(|tx| {
-                    tx.delete(Table::Pods, &id)?;
-                    Ok::<_, EngineError>(())
-                });
-                return Err(e);
-            }
-        };
-        rec.infra_id = Some(infra.id.clone());
-        let stored = self.db.write(|tx| {
-            tx.update(Table::Pods, &id, Some(&rec.name), &rec)?;
-            Ok::<_, EngineError>(())
-        });
-        if let Err(e) = stored {
-            let _ = self.remove_container_of_pod(&infra.id, true, false);
+        if let Err(e) = infra {
             let _ = self.db.write(|tx| {
                 tx.delete(Table::Pods, &id)?;
                 Ok::<_, EngineError>(())
@@ -1390,6 +1378,15 @@ mod elf {
         Some(Info { interp, needed })
     }
 
+    fn read_head(path: &Path, n: u64) -> Result<Vec<u8>> {
+        use std::io::Read as _;
+        let mut v = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(n).read_to_end(&mut v))
+            .map_err(EngineError::io(format!("reading {}", path.display())))?;
+        Ok(v)
+    }
+
     fn read(path: &Path) -> Result<Vec<u8>> {
         std::fs::read(path).map_err(EngineError::io(format!("reading {}", path.display())))
     }
@@ -1398,6 +1395,12 @@ mod elf {
     /// static one; its interpreter and the libraries it needs (found in the
     /// usual library directories, transitively) for a dynamic one.
     pub fn runtime_files(bin: &Path) -> Result<Vec<PathBuf>> {
+        // The program headers are at the start: a static binary (no
+        // interpreter) needs no more than that.
+        let head = read_head(bin, 8192)?;
+        if parse(&head).is_some_and(|i| i.interp.is_none()) {
+            return Ok(Vec::new());
+        }
         let data = read(bin)?;
         let info = parse(&data).ok_or_else(|| {
             EngineError::Invalid(format!(

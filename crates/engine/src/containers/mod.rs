@@ -939,6 +939,17 @@ impl Engine {
         opts: CreateOptions,
         pull: impl FnOnce(&barge_image::Store, &str) -> Result<()>,
     ) -> Result<ContainerRecord> {
+        self.create_with_id(opts, pull, random_id())
+    }
+
+    /// [`Self::create_one`] with the id chosen by the caller (a pod
+    /// records its infra's id before creating it).
+    pub(crate) fn create_with_id(
+        &mut self,
+        opts: CreateOptions,
+        pull: impl FnOnce(&barge_image::Store, &str) -> Result<()>,
+        id: String,
+    ) -> Result<ContainerRecord> {
         // A runtime that does not exist fails here, not at start with a
         // container left behind (podman).
         let runtime = &opts.config.runtime;
@@ -1085,7 +1096,6 @@ impl Engine {
             }
         }
 
-        let id = random_id();
         let generated = opts.name.is_none();
         let name = match &opts.name {
             Some(n) => {

@@ -843,7 +843,7 @@ impl Engine {
         loop {
             let mut running = false;
             for src in &mut sources {
-                if let Some(r) = self.lookup(&src.id).ok() {
+                if let Ok(r) = self.lookup(&src.id) {
                     let r = self.refresh(r)?;
                     running |= matches!(
                         r.state.status,
