@@ -174,7 +174,7 @@ fn play_serves_on_host_port_and_down_removes_all() {
     let (pod, ctrs) = played(&out);
     assert!(out.contains("Containers:"), "{out}");
     assert_eq!(ctrs.len(), 2, "{out}");
-    assert_eq!(pod_ids(&env), [pod.clone()]);
+    assert_eq!(pod_ids(&env), std::slice::from_ref(&pod));
 
     // Names as podman gives them; configuration from the YAML.
     assert_eq!(env.fmt("web-httpd", "{{.Id}}"), ctrs[0]);

@@ -160,19 +160,14 @@ pub(crate) fn run(
         }
         KubeCommand::Generate(a) => {
             let yaml = e.kube_generate(&a.names)?;
-            match &a.filename {
-                Some(f) => {
-                    if f.exists() {
-                        anyhow::bail!("cannot write to {}: the file exists", f.display());
-                    }
-                    std::fs::write(f, yaml)
-                        .map_err(|e| anyhow::anyhow!("writing {}: {e}", f.display()))
-                }
-                None => {
-                    print!("{yaml}");
-                    Ok(())
-                }
+            let Some(f) = &a.filename else {
+                print!("{yaml}");
+                return Ok(());
+            };
+            if f.exists() {
+                anyhow::bail!("cannot write to {}: the file exists", f.display());
             }
+            std::fs::write(f, yaml).map_err(|e| anyhow::anyhow!("writing {}: {e}", f.display()))
         }
     }
 }
