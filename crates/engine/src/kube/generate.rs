@@ -114,7 +114,12 @@ impl Engine {
                     ));
                 }
                 Err(EngineError::NoSuchPod(_)) => {
-                    let c = self.lookup(n)?;
+                    let c = self.lookup(n).map_err(|e| match e {
+                        EngineError::NoSuchContainer(_) => EngineError::Invalid(format!(
+                            "no pod or container with name or ID {n:?} found: no such object"
+                        )),
+                        e => e,
+                    })?;
                     if c.config.infra {
                         return Err(EngineError::Invalid(format!(
                             "{n} is the infra container of a pod: generate the pod"
