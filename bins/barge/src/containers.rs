@@ -1160,6 +1160,13 @@ fn inspect(
     let mut values = Vec::new();
     let mut failed = None;
     for n in &a.names {
+        if a.kind == "pod" {
+            match e.pod_inspect(n) {
+                Ok(v) => values.push(v),
+                Err(err) => failed = Some(err.into()),
+            }
+            continue;
+        }
         let c = if a.kind == "image" {
             None
         } else {
@@ -1172,9 +1179,11 @@ fn inspect(
             {
                 match barge_engine::images::inspect(&e.store, n) {
                     Ok(v) => values.push(v),
-                    Err(_) => {
-                        failed = Some(anyhow::anyhow!("no such object: \"{n}\""));
-                    }
+                    // podman's `inspect` finds pods too.
+                    Err(_) => match e.pod_inspect(n) {
+                        Ok(v) if a.kind == "all" => values.push(v),
+                        _ => failed = Some(anyhow::anyhow!("no such object: \"{n}\"")),
+                    },
                 }
             }
             Some(Err(err)) => failed = Some(err.into()),

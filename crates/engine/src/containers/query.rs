@@ -422,6 +422,10 @@ impl Engine {
             let mut r: ContainerRecord = tx
                 .get(crate::db::Table::Containers, &id)?
                 .ok_or_else(|| EngineError::NoSuchContainer(id.clone()))?;
+            // Pods and containers share names.
+            if tx.id_by_name(crate::db::Table::Pods, &new)?.is_some() {
+                return Ok(crate::db::Inserted::Conflict);
+            }
             r.name.clone_from(&new);
             Ok::<_, EngineError>(tx.update(crate::db::Table::Containers, &id, Some(&new), &r)?)
         })?;
