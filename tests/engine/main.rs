@@ -20,6 +20,7 @@
 //! image.
 
 mod bad_input;
+mod kube;
 mod lifecycle;
 mod network;
 mod options;

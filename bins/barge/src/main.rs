@@ -3,6 +3,7 @@
 mod container_extras;
 mod containers;
 mod images;
+mod kube;
 mod networks;
 mod pods;
 mod system;
@@ -46,6 +47,8 @@ enum Command {
     Containers(Box<containers::TopCommand>),
     #[command(flatten)]
     Images(images::TopCommand),
+    #[command(flatten)]
+    Kube(kube::TopCommand),
     #[command(flatten)]
     Networks(networks::TopCommand),
     #[command(flatten)]
@@ -135,6 +138,7 @@ fn run(cli: Cli) -> Result<()> {
     let root = cli.root.as_ref();
     match cli.command {
         Command::Images(c) => images::run(root, c),
+        Command::Kube(c) => kube::run(root, cli.runroot.as_ref(), c),
         Command::Containers(c) => containers::run(root, cli.runroot.as_ref(), *c),
         Command::Networks(c) => networks::run(root, cli.runroot.as_ref(), c),
         Command::Volumes(c) => volumes::run(root, cli.runroot.as_ref(), c),

@@ -93,9 +93,18 @@ pub enum EngineError {
     /// Building an image (import, commit) failed.
     #[error(transparent)]
     Commit(Box<CommitError>),
+    /// A Kubernetes YAML file could not be played.
+    #[error(transparent)]
+    Kube(Box<crate::kube::KubeError>),
     /// A `containers.conf` file could not be used.
     #[error(transparent)]
     Config(Box<crate::config::ConfigError>),
+}
+
+impl From<crate::kube::KubeError> for EngineError {
+    fn from(e: crate::kube::KubeError) -> Self {
+        Self::Kube(Box::new(e))
+    }
 }
 
 impl From<crate::config::ConfigError> for EngineError {

@@ -6,6 +6,7 @@
 //!   save, load, prune, login, logout and store check.
 //! * [`containers`]: create, start, stop, kill, remove, exec, logs,
 //!   inspect… through the monitor and the OCI runtime's CLI.
+//! * [`kube`]: `kube play`, `kube down`, `kube generate` (Kubernetes YAML).
 //! * [`networks`], [`volumes`]: networks and named volumes.
 //! * [`pods`]: pods (containers sharing an infra container's namespaces).
 //! * [`system`]: `system prune`, `system reset`, `info`, `version`.
@@ -23,6 +24,7 @@ pub mod containers;
 pub mod db;
 pub mod error;
 pub mod images;
+pub mod kube;
 mod layer_stream;
 pub mod networks;
 pub mod pods;

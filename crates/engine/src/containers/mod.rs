@@ -802,18 +802,18 @@ pub enum PullPolicy {
 /// The subset of an image config that containers use.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "PascalCase")]
-struct ImageRuntimeConfig {
-    env: Option<Vec<String>>,
-    cmd: Option<Vec<String>>,
-    entrypoint: Option<Vec<String>>,
-    working_dir: Option<String>,
-    user: Option<String>,
+pub(crate) struct ImageRuntimeConfig {
+    pub(crate) env: Option<Vec<String>>,
+    pub(crate) cmd: Option<Vec<String>>,
+    pub(crate) entrypoint: Option<Vec<String>>,
+    pub(crate) working_dir: Option<String>,
+    pub(crate) user: Option<String>,
     labels: Option<BTreeMap<String, String>>,
     stop_signal: Option<String>,
     volumes: Option<BTreeMap<String, Value>>,
 }
 
-fn image_runtime_config(
+pub(crate) fn image_runtime_config(
     store: &barge_image::Store,
     id: &barge_image::Digest,
 ) -> Result<ImageRuntimeConfig> {
