@@ -9,6 +9,7 @@
 
 pub mod files;
 pub mod health;
+pub mod intercept;
 pub mod lifecycle;
 pub mod monitor;
 pub mod networks;
@@ -564,6 +565,13 @@ pub struct ContainerConfig {
     pub auto_remove: bool,
     /// Image volumes (anonymous volumes created from the image config).
     pub image_volumes: Vec<String>,
+    /// `--uidmap` ranges (a user namespace when not empty).
+    pub uidmap: Vec<intercept::IdMapping>,
+    /// `--gidmap` ranges (default: the uid ranges).
+    pub gidmap: Vec<intercept::IdMapping>,
+    /// `--security-opt seccomp-intercept…`: `barge.syscalls.intercept.*`
+    /// annotations (docs/supervisor.md).
+    pub intercept: BTreeMap<String, String>,
 }
 
 impl ContainerConfig {
