@@ -29,7 +29,12 @@ fn kind_bits(kind: &str) -> Result<u32, super::Fail> {
         "b" => libc::S_IFBLK,
         "p" => libc::S_IFIFO,
         "f" => libc::S_IFREG,
-        k => return Err(fail("usage", format!("node kind {k:?}: expected c, b, p or f"))),
+        k => {
+            return Err(fail(
+                "usage",
+                format!("node kind {k:?}: expected c, b, p or f"),
+            ))
+        }
     })
 }
 
@@ -80,7 +85,14 @@ pub fn xattr(args: &[String], set: bool) -> R {
         let v = arg(args, 3, "VALUE")?;
         // SAFETY: valid C strings and a buffer of the given length.
         let ret = unsafe {
-            libc::syscall(libc::SYS_setxattr, p.as_ptr(), name.as_ptr(), v.as_ptr(), v.len(), 0)
+            libc::syscall(
+                libc::SYS_setxattr,
+                p.as_ptr(),
+                name.as_ptr(),
+                v.as_ptr(),
+                v.len(),
+                0,
+            )
         };
         return Ok(J::obj(result("setxattr", ret)));
     }
@@ -145,7 +157,10 @@ pub fn hostile(args: &[String]) -> R {
     case("mknod_path_too_long", raw_mknod(map.cast(), chr, null));
     let long_name = format!("{dir}/{}", "n".repeat(300));
     let long_name = CString::new(long_name).map_err(|_| fail("arg", "NUL"))?;
-    case("mknod_name_too_long", raw_mknod(long_name.as_ptr(), chr, null));
+    case(
+        "mknod_name_too_long",
+        raw_mknod(long_name.as_ptr(), chr, null),
+    );
     let relative = CString::new("x").map_err(|_| fail("arg", "NUL"))?;
     // SAFETY: a valid path with a dirfd that is not open.
     case("mknodat_bad_dirfd", unsafe {
@@ -163,11 +178,25 @@ pub fn hostile(args: &[String]) -> R {
     });
     // SAFETY: as above.
     case("mount_bad_data", unsafe {
-        libc::syscall(libc::SYS_mount, tmpfs.as_ptr(), target.as_ptr(), tmpfs.as_ptr(), 0, bad)
+        libc::syscall(
+            libc::SYS_mount,
+            tmpfs.as_ptr(),
+            target.as_ptr(),
+            tmpfs.as_ptr(),
+            0,
+            bad,
+        )
     });
     // SAFETY: `map` is readable for 4 pages without NUL (data > a page).
     case("mount_data_too_long", unsafe {
-        libc::syscall(libc::SYS_mount, tmpfs.as_ptr(), target.as_ptr(), tmpfs.as_ptr(), 0, map)
+        libc::syscall(
+            libc::SYS_mount,
+            tmpfs.as_ptr(),
+            target.as_ptr(),
+            tmpfs.as_ptr(),
+            0,
+            map,
+        )
     });
     let opaque = cstr("trusted.overlay.opaque")?;
     let y = b"y";
@@ -177,11 +206,25 @@ pub fn hostile(args: &[String]) -> R {
     });
     // SAFETY: as above.
     case("setxattr_bad_value", unsafe {
-        libc::syscall(libc::SYS_setxattr, target.as_ptr(), opaque.as_ptr(), bad, 1, 0)
+        libc::syscall(
+            libc::SYS_setxattr,
+            target.as_ptr(),
+            opaque.as_ptr(),
+            bad,
+            1,
+            0,
+        )
     });
     // SAFETY: as above; the size is rejected before the value is read.
     case("setxattr_huge_value", unsafe {
-        libc::syscall(libc::SYS_setxattr, target.as_ptr(), opaque.as_ptr(), y.as_ptr(), 1usize << 30, 0)
+        libc::syscall(
+            libc::SYS_setxattr,
+            target.as_ptr(),
+            opaque.as_ptr(),
+            y.as_ptr(),
+            1usize << 30,
+            0,
+        )
     });
     // SAFETY: as above.
     case("setxattr_bad_path", unsafe {
@@ -262,7 +305,7 @@ pub fn race_mknod(args: &[String]) -> R {
 /// (`continue`), pinned to CPU; prints ns per call.
 pub fn bench(args: &[String]) -> R {
     let kind = arg(args, 0, "KIND")?;
-    let n: u64 = parse_num(arg(args, 1, "N")?, "N")?;
+    let n: u32 = parse_num(arg(args, 1, "N")?, "N")?;
     if let Some(cpu) = args.get(2) {
         let cpu: usize = parse_num(cpu, "CPU")?;
         // SAFETY: cpu_set_t is plain data; CPU_SET and sched_setaffinity
@@ -273,13 +316,21 @@ pub fn bench(args: &[String]) -> R {
             libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &raw const set)
         };
         if rc != 0 {
-            return Err(fail("sched_setaffinity", format!("cannot pin to CPU {cpu}")));
+            return Err(fail(
+                "sched_setaffinity",
+                format!("cannot pin to CPU {cpu}"),
+            ));
         }
     }
     let mode = match kind {
         "refuse" => libc::S_IFBLK | 0o600,
         "continue" => libc::S_IFIFO | 0o600,
-        k => return Err(fail("usage", format!("bench kind {k:?}: expected refuse or continue"))),
+        k => {
+            return Err(fail(
+                "usage",
+                format!("bench kind {k:?}: expected refuse or continue"),
+            ))
+        }
     };
     let path = cstr("/nonexistent-barge-bench/x")?;
     let dev = makedev(8, 0);
@@ -296,10 +347,10 @@ pub fn bench(args: &[String]) -> R {
     for _ in 0..n {
         call();
     }
-    let ns = t.elapsed().as_nanos() as f64 / n.max(1) as f64;
+    let ns = t.elapsed().as_secs_f64() * 1e9 / f64::from(n.max(1));
     Ok(J::obj(vec![
         ("kind", J::s(kind)),
-        ("calls", J::U(n)),
+        ("calls", J::U(n.into())),
         ("ns_per_call", J::F(ns)),
         ("errno_name", J::s(errno_name(e))),
     ]))

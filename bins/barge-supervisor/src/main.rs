@@ -25,7 +25,11 @@ use clap::Parser;
 const SYSTEM_CONFIG: &str = "/etc/barge/supervisor.toml";
 
 #[derive(Debug, Parser)]
-#[command(name = "barge-supervisor", version, about = "barge's seccomp user-notification supervisor")]
+#[command(
+    name = "barge-supervisor",
+    version,
+    about = "barge's seccomp user-notification supervisor"
+)]
 struct Cli {
     /// The listener socket to create (the container's linux.seccomp.listenerPath).
     #[arg(long)]
@@ -95,8 +99,8 @@ fn load_policy(cli: &Cli) -> Result<Policy> {
         None if Path::new(SYSTEM_CONFIG).exists() => PathBuf::from(SYSTEM_CONFIG),
         None => return Ok(Policy::default()),
     };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     Ok(Policy::from_toml(&path.display().to_string(), &text)?)
 }
 
@@ -105,15 +109,21 @@ fn bind(path: &Path) -> Result<OwnedFd> {
     if let Ok(md) = std::fs::symlink_metadata(path) {
         use std::os::unix::fs::FileTypeExt as _;
         if md.file_type().is_socket() {
-            std::fs::remove_file(path).with_context(|| format!("removing the stale {}", path.display()))?;
+            std::fs::remove_file(path)
+                .with_context(|| format!("removing the stale {}", path.display()))?;
         } else {
             bail!("{} exists and is not a socket", path.display());
         }
     }
     let addr = SocketAddrUnix::new(path)
         .with_context(|| format!("socket path {} (at most 107 bytes)", path.display()))?;
-    let sock = rustix::net::socket_with(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)
-        .context("socket")?;
+    let sock = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .context("socket")?;
     let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
     let bound = rustix::net::bind(&sock, &addr);
     rustix::process::umask(old);
@@ -148,7 +158,9 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     if p.is_absolute() {
         Ok(p.to_path_buf())
     } else {
-        Ok(std::env::current_dir().context("current directory")?.join(p))
+        Ok(std::env::current_dir()
+            .context("current directory")?
+            .join(p))
     }
 }
 
@@ -168,7 +180,8 @@ fn run(cli: &Cli) -> Result<i32> {
     if let Some(cpu) = cli.cpu {
         let mut set = rustix::thread::CpuSet::new();
         set.set(cpu);
-        rustix::thread::sched_setaffinity(None, &set).with_context(|| format!("pinning to CPU {cpu}"))?;
+        rustix::thread::sched_setaffinity(None, &set)
+            .with_context(|| format!("pinning to CPU {cpu}"))?;
     }
     let mut sigs = barge_sys::signal::SigSet::empty();
     for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {

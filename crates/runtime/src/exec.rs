@@ -218,9 +218,17 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
 
 /// Send an exec'd process's notify fd to the container's `listenerPath`
 /// with the container state (status `running`, `pid` = the new process).
-fn forward_seccomp_fd(st: &ContainerState, pid: i32, fd: Option<OwnedFd>) -> Result<(), RuntimeError> {
+fn forward_seccomp_fd(
+    st: &ContainerState,
+    pid: i32,
+    fd: Option<OwnedFd>,
+) -> Result<(), RuntimeError> {
     let fd = fd.ok_or_else(|| RuntimeError::Other("exec: seccomp fd missing".into()))?;
-    let sc = st.config.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let sc = st
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref());
     let Some(path) = sc.and_then(|s| s.listener_path().as_ref()) else {
         return Ok(());
     };
@@ -323,7 +331,11 @@ fn load_seccomp(
             chan.send(&crate::channel::FromInit::SeccompFd, &[fd.as_fd()])?;
             match chan.recv::<crate::channel::ToInit>()? {
                 Some((crate::channel::ToInit::SeccompDone, _)) => {}
-                _ => return Err(RuntimeError::Other("the listener did not get the seccomp fd".into())),
+                _ => {
+                    return Err(RuntimeError::Other(
+                        "the listener did not get the seccomp fd".into(),
+                    ))
+                }
             }
         }
     }

@@ -113,7 +113,7 @@ pub struct MountJob {
     pub options: Vec<MountOption>,
     /// Directories the filesystem uses (overlay layers): fsconfig key and
     /// the caller's path; `true` when it must be writable.
-    pub layers: Vec<(String, Vec<u8>, bool)>,
+    pub layers: Vec<Layer>,
     /// Add `nosuid`.
     pub force_nosuid: bool,
 }
@@ -199,7 +199,8 @@ pub fn spawn(job: &Job) -> std::io::Result<Worker> {
                 Ok(fd) => fd,
                 Err(e) => {
                     let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-                    let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+                    let _ =
+                        rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
                     return Err(e.into());
                 }
             };
@@ -297,12 +298,18 @@ fn send_result(sock: &OwnedFd, res: &Result<Vec<OwnedFd>, Outcome>) -> i32 {
     let mut msg = [0u8; 5];
     msg[0] = tag;
     msg[1..].copy_from_slice(&err.to_le_bytes());
-    let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_LAYERS + 1))];
+    let mut space =
+        vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_LAYERS + 1))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(&fds)) {
         return EXIT_INTERNAL;
     }
-    match rustix::net::sendmsg(sock, &[IoSlice::new(&msg)], &mut control, SendFlags::NOSIGNAL) {
+    match rustix::net::sendmsg(
+        sock,
+        &[IoSlice::new(&msg)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    ) {
         Ok(_) => 0,
         Err(_) => EXIT_INTERNAL,
     }
@@ -310,7 +317,8 @@ fn send_result(sock: &OwnedFd, res: &Result<Vec<OwnedFd>, Outcome>) -> i32 {
 
 fn recv_result(sock: &OwnedFd) -> Result<Vec<OwnedFd>, Outcome> {
     let mut msg = [0u8; 5];
-    let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_LAYERS + 1))];
+    let mut space =
+        vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_LAYERS + 1))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let r = loop {
         match rustix::net::recvmsg(
@@ -412,7 +420,13 @@ fn check_access(fd: BorrowedFd<'_>, mode: i32) -> Result<(), Outcome> {
 }
 
 fn resolver_main(job: &Job) -> Result<Vec<OwnedFd>, Outcome> {
+    // Taking the caller's uids would make us dumpable again for a
+    // moment if suid_dumpable allowed it: be explicit.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(errno)?;
     enter_caller(job)?;
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(errno)?;
     match &job.kind {
         JobKind::Mknod { parent, .. } => {
             let p: &[u8] = if parent.is_empty() { b"." } else { parent };
@@ -423,7 +437,11 @@ fn resolver_main(job: &Job) -> Result<Vec<OwnedFd>, Outcome> {
         JobKind::Setxattr { path, follow, .. } => {
             let fd = match (path, &job.start) {
                 (Some(p), _) => {
-                    let nofollow = if *follow { OFlags::empty() } else { OFlags::NOFOLLOW };
+                    let nofollow = if *follow {
+                        OFlags::empty()
+                    } else {
+                        OFlags::NOFOLLOW
+                    };
                     open_as_caller(p, OFlags::PATH | nofollow)?
                 }
                 (None, Start::File(f)) => f.try_clone().map_err(|e| io_errno(&e))?,
@@ -454,7 +472,14 @@ fn resolver_main(job: &Job) -> Result<Vec<OwnedFd>, Outcome> {
 
 // ---- the privileged step ------------------------------------------------
 
-fn act_mknod(job: &Job, fds: &[OwnedFd], name: &[u8], mode: u32, major: u32, minor: u32) -> Outcome {
+fn act_mknod(
+    job: &Job,
+    fds: &[OwnedFd],
+    name: &[u8],
+    mode: u32,
+    major: u32,
+    minor: u32,
+) -> Outcome {
     let Some(dir) = fds.first() else {
         return Outcome::Errno(libc::EIO);
     };
@@ -540,7 +565,9 @@ fn act_mount(job: &Job, fds: &[OwnedFd], m: &MountJob) -> Outcome {
         }
     }
     if let Some(ns) = &job.mntns {
-        if let Err(e) = rustix::thread::move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Mount)) {
+        if let Err(e) =
+            rustix::thread::move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Mount))
+        {
             return errno(e);
         }
     }
@@ -553,7 +580,10 @@ fn act_mount(job: &Job, fds: &[OwnedFd], m: &MountJob) -> Outcome {
         let Some(ns) = &job.pidns else {
             return Outcome::Errno(libc::EPERM);
         };
-        if let Err(e) = rustix::thread::move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::ProcessID)) {
+        if let Err(e) = rustix::thread::move_into_link_name_space(
+            ns.as_fd(),
+            Some(LinkNameSpaceType::ProcessID),
+        ) {
             return errno(e);
         }
         return match barge_sys::fork() {
@@ -682,7 +712,9 @@ fn do_mount(job: &Job, fds: &[OwnedFd], m: &MountJob, devnull: &mut Vec<OwnedFd>
     for o in &m.options {
         let r = match o {
             MountOption::Flag(k) => rustix::mount::fsconfig_set_flag(&fs, k.as_str()),
-            MountOption::Value(k, v) => rustix::mount::fsconfig_set_string(&fs, k.as_str(), v.as_slice()),
+            MountOption::Value(k, v) => {
+                rustix::mount::fsconfig_set_string(&fs, k.as_str(), v.as_slice())
+            }
         };
         if let Err(e) = r {
             return fail("option", e);
@@ -769,7 +801,9 @@ pub fn parse_mount_data(data: &[u8], escapes: bool) -> Vec<MountOption> {
                 String::from_utf8_lossy(&item[..i]).into_owned(),
                 item[i + 1..].to_vec(),
             )),
-            None => out.push(MountOption::Flag(String::from_utf8_lossy(&item).into_owned())),
+            None => out.push(MountOption::Flag(
+                String::from_utf8_lossy(&item).into_owned(),
+            )),
         }
     };
     while let Some(b) = it.next() {
@@ -837,12 +871,16 @@ fn unescape(v: &[u8]) -> Vec<u8> {
     out
 }
 
+/// An overlay layer: fsconfig key, the caller's path, whether it must be
+/// writable.
+pub type Layer = (String, Vec<u8>, bool);
+
 /// Overlay's directory options become layers (opened by the resolver as
 /// the caller and passed by fd); everything else stays an option.
 /// Returns `Err(errno)` for options that cannot be honoured.
 pub fn overlay_layers(
     options: Vec<MountOption>,
-) -> Result<(Vec<MountOption>, Vec<(String, Vec<u8>, bool)>), i32> {
+) -> Result<(Vec<MountOption>, Vec<Layer>), i32> {
     let mut rest = Vec::new();
     let mut layers = Vec::new();
     for o in options {
@@ -898,7 +936,11 @@ mod tests {
     fn mount_data() {
         assert_eq!(
             parse_mount_data(b"size=10m,mode=1777,,noswap", false),
-            [v("size", "10m"), v("mode", "1777"), MountOption::Flag("noswap".into())]
+            [
+                v("size", "10m"),
+                v("mode", "1777"),
+                MountOption::Flag("noswap".into())
+            ]
         );
         assert_eq!(
             parse_mount_data(b"lowerdir=/a\\,b:/c,upperdir=/u,workdir=/w,userxattr", true),
@@ -916,7 +958,11 @@ mod tests {
     fn overlay_layer_lists() {
         assert_eq!(
             split_layers(b"/a:/b\\:c::/d"),
-            [(b"/a".to_vec(), false), (b"/b:c".to_vec(), false), (b"/d".to_vec(), true)]
+            [
+                (b"/a".to_vec(), false),
+                (b"/b:c".to_vec(), false),
+                (b"/d".to_vec(), true)
+            ]
         );
         let (rest, layers) = overlay_layers(parse_mount_data(
             b"workdir=/w,upperdir=/u,lowerdir=/l1:/l2,index=off",
@@ -924,7 +970,10 @@ mod tests {
         ))
         .expect("layers");
         assert_eq!(rest, [v("index", "off")]);
-        let keys: Vec<_> = layers.iter().map(|(k, p, w)| (k.as_str(), p.clone(), *w)).collect();
+        let keys: Vec<_> = layers
+            .iter()
+            .map(|(k, p, w)| (k.as_str(), p.clone(), *w))
+            .collect();
         assert_eq!(
             keys,
             [
@@ -939,7 +988,10 @@ mod tests {
             overlay_layers(vec![MountOption::Flag("upperdir".into())]),
             Err(libc::EINVAL)
         );
-        let many = (0..200).map(|i| format!("/l{i}")).collect::<Vec<_>>().join(":");
+        let many = (0..200)
+            .map(|i| format!("/l{i}"))
+            .collect::<Vec<_>>()
+            .join(":");
         assert_eq!(overlay_layers(vec![v("lowerdir", &many)]), Err(libc::E2BIG));
     }
 
@@ -953,7 +1005,10 @@ mod tests {
         ] {
             assert_eq!(Outcome::from_exit_code(o.exit_code()), o);
         }
-        assert_eq!(Outcome::from_exit_code(EXIT_INTERNAL), Outcome::Errno(libc::EIO));
+        assert_eq!(
+            Outcome::from_exit_code(EXIT_INTERNAL),
+            Outcome::Errno(libc::EIO)
+        );
         assert_eq!(Outcome::from_exit_code(-1), Outcome::Errno(libc::EIO));
     }
 }

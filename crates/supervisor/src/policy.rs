@@ -95,13 +95,8 @@ const NEW_MOUNT_FLAGS: u64 = ms::RDONLY
 
 /// Operations on existing mounts: the kernel decides them with the caller's
 /// own privileges.
-const EXISTING_MOUNT_FLAGS: u64 = ms::REMOUNT
-    | ms::BIND
-    | ms::MOVE
-    | ms::SHARED
-    | ms::PRIVATE
-    | ms::SLAVE
-    | ms::UNBINDABLE;
+const EXISTING_MOUNT_FLAGS: u64 =
+    ms::REMOUNT | ms::BIND | ms::MOVE | ms::SHARED | ms::PRIVATE | ms::SLAVE | ms::UNBINDABLE;
 
 /// Errors in a policy file or annotation.
 #[derive(Debug, thiserror::Error)]
@@ -352,7 +347,10 @@ impl Policy {
 
     /// This policy refined by a container's annotations (keys under
     /// [`ANNOTATION_PREFIX`]; other keys are ignored).
-    pub fn with_annotations(&self, annotations: &BTreeMap<String, String>) -> Result<Self, PolicyError> {
+    pub fn with_annotations(
+        &self,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<Self, PolicyError> {
         let mut p = self.clone();
         for (key, value) in annotations {
             let Some(rest) = key.strip_prefix(ANNOTATION_PREFIX) else {
@@ -520,13 +518,25 @@ mod tests {
         assert_eq!(p.mknod(S_IFCHR | 0o666, 1, 3).0, Decision::Emulate);
         assert_eq!(p.mknod(S_IFCHR | 0o666, 5, 0).0, Decision::Emulate);
         assert_eq!(p.mknod(S_IFCHR, 0, 0).0, Decision::Continue);
-        assert_eq!(p.mknod(S_IFBLK | 0o600, 8, 0).0, Decision::Refuse(libc::EPERM));
-        assert_eq!(p.mknod(S_IFBLK | 0o600, 1, 3).0, Decision::Refuse(libc::EPERM));
-        assert_eq!(p.mknod(S_IFCHR | 0o600, 10, 229).0, Decision::Refuse(libc::EPERM));
+        assert_eq!(
+            p.mknod(S_IFBLK | 0o600, 8, 0).0,
+            Decision::Refuse(libc::EPERM)
+        );
+        assert_eq!(
+            p.mknod(S_IFBLK | 0o600, 1, 3).0,
+            Decision::Refuse(libc::EPERM)
+        );
+        assert_eq!(
+            p.mknod(S_IFCHR | 0o600, 10, 229).0,
+            Decision::Refuse(libc::EPERM)
+        );
         assert_eq!(p.mknod(0o010_644, 0, 0).0, Decision::Continue); // fifo
         assert_eq!(p.mknod(0o644, 0, 0).0, Decision::Continue); // regular
         let q = p
-            .with_annotations(&ann(&[("barge.syscalls.intercept.mknod.allowed", "null, c:10:229")]))
+            .with_annotations(&ann(&[(
+                "barge.syscalls.intercept.mknod.allowed",
+                "null, c:10:229",
+            )]))
             .expect("annotations");
         assert_eq!(q.mknod(S_IFCHR, 10, 229).0, Decision::Emulate);
         assert_eq!(q.mknod(S_IFCHR, 1, 5).0, Decision::Refuse(libc::EPERM));
@@ -539,7 +549,10 @@ mod tests {
         assert_eq!(p.mount_flags(0).0, Decision::Emulate);
         assert_eq!(p.mount_flags(ms::MGC_VAL | ms::RDONLY).0, Decision::Emulate);
         assert_eq!(p.mount_flags(ms::BIND | ms::REC).0, Decision::Continue);
-        assert_eq!(p.mount_flags(ms::REMOUNT | ms::RDONLY).0, Decision::Continue);
+        assert_eq!(
+            p.mount_flags(ms::REMOUNT | ms::RDONLY).0,
+            Decision::Continue
+        );
         assert_eq!(p.mount_flags(ms::PRIVATE).0, Decision::Continue);
         assert_eq!(p.mount_flags(ms::MANDLOCK).0, Decision::Refuse(libc::EPERM));
         assert_eq!(p.mount_flags(1 << 30).0, Decision::Refuse(libc::EPERM));
@@ -562,7 +575,10 @@ mod tests {
             .with_annotations(&ann(&[
                 ("barge.syscalls.intercept.mount", "false"),
                 ("barge.syscalls.intercept.mount.allowed", "tmpfs,mqueue"),
-                ("barge.syscalls.intercept.setxattr.allowed", "trusted.overlay.opaque,trusted.overlay.redirect"),
+                (
+                    "barge.syscalls.intercept.setxattr.allowed",
+                    "trusted.overlay.opaque,trusted.overlay.redirect",
+                ),
                 ("io.barge.container.name", "x"),
             ]))
             .expect("annotations");
@@ -575,7 +591,10 @@ mod tests {
             ("barge.syscalls.intercept.mknod.allowed", "x:1:3"),
             ("barge.syscalls.intercept.mknod.allowed", "c:4096:0"),
             ("barge.syscalls.intercept.mount.allowed", "tmp fs"),
-            ("barge.syscalls.intercept.setxattr.allowed", "overlay.opaque"),
+            (
+                "barge.syscalls.intercept.setxattr.allowed",
+                "overlay.opaque",
+            ),
             ("barge.syscalls.intercept.open", "true"),
         ] {
             let e = Policy::default()
@@ -600,6 +619,9 @@ mod tests {
             .to_string();
         assert!(e.contains("/x.toml") && e.contains("types"), "{e}");
         assert!(Policy::from_toml("/x.toml", "[worker]\ntimeout_ms = 0\n").is_err());
-        assert_eq!(Policy::from_toml("/x.toml", "").expect("empty"), Policy::default());
+        assert_eq!(
+            Policy::from_toml("/x.toml", "").expect("empty"),
+            Policy::default()
+        );
     }
 }

@@ -34,6 +34,11 @@ use crate::target::{self, CallError, Notif, Target, PATH_MAX, XATTR_NAME_MAX, XA
 /// Largest container state message accepted on the listener.
 const MAX_STATE: usize = 1 << 20;
 
+/// Emulations running at once; further notifications wait in the kernel
+/// (a container calling mknod from many threads cannot make the host fork
+/// without bound).
+const MAX_WORKERS: usize = 8;
+
 /// Errors that stop the supervisor.
 #[derive(Debug, thiserror::Error)]
 pub enum SupervisorError {
@@ -146,7 +151,7 @@ pub struct Supervisor {
 /// What to do with one notification.
 enum Prepared {
     Answer(Response, &'static str, String),
-    Job(Job, String),
+    Job(Box<Job>, String),
 }
 
 impl Supervisor {
@@ -159,6 +164,12 @@ impl Supervisor {
         opts: Options,
     ) -> Result<Self, SupervisorError> {
         rustix::io::ioctl_fionbio(&listener, true).map_err(io_err("listener: non-blocking"))?;
+        // Not dumpable (inherited by the workers and resolvers): the
+        // resolver takes the container's uids in its user namespace, and
+        // container processes must not ptrace it or reach our fds through
+        // /proc/PID/fd.
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+            .map_err(io_err("PR_SET_DUMPABLE"))?;
         let ns = |name: &str| {
             rustix::fs::open(
                 format!("/proc/self/ns/{name}"),
@@ -269,7 +280,9 @@ impl Supervisor {
                     Src::Conn(key) => {
                         if revents.contains(PollFlags::IN) {
                             self.on_notification(key);
-                        } else if revents.intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL) {
+                        } else if revents
+                            .intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL)
+                        {
                             if let Some(c) = self.conns.remove(&key) {
                                 tracing::debug!(container = %c.container, "supervisor: notify fd closed");
                             }
@@ -282,13 +295,18 @@ impl Supervisor {
         }
         // Whatever is still running dies with us.
         for w in std::mem::take(&mut self.workers) {
-            let _ = rustix::process::pidfd_send_signal(&w.worker.pidfd, rustix::process::Signal::KILL);
-            let _ = rustix::process::waitpid(Some(w.worker.pid), rustix::process::WaitOptions::empty());
+            let _ =
+                rustix::process::pidfd_send_signal(&w.worker.pidfd, rustix::process::Signal::KILL);
+            let _ =
+                rustix::process::waitpid(Some(w.worker.pid), rustix::process::WaitOptions::empty());
         }
         Ok(self.report.clone())
     }
 
-    fn poll_once(&mut self, timeout: Option<Duration>) -> Result<Vec<(Src, PollFlags)>, SupervisorError> {
+    fn poll_once(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<(Src, PollFlags)>, SupervisorError> {
         let mut srcs = Vec::new();
         let mut fds: Vec<PollFd<'_>> = Vec::new();
         if let Some(l) = &self.listener {
@@ -299,9 +317,11 @@ impl Supervisor {
             srcs.push(Src::Signals);
             fds.push(PollFd::new(s, PollFlags::IN));
         }
-        for (k, c) in &self.conns {
-            srcs.push(Src::Conn(*k));
-            fds.push(PollFd::new(&c.fd, PollFlags::IN));
+        if self.workers.len() < MAX_WORKERS {
+            for (k, c) in &self.conns {
+                srcs.push(Src::Conn(*k));
+                fds.push(PollFd::new(&c.fd, PollFlags::IN));
+            }
         }
         for (i, w) in self.workers.iter().enumerate() {
             srcs.push(Src::Worker(i));
@@ -374,12 +394,17 @@ impl Supervisor {
     // ---- notifications --------------------------------------------------
 
     fn on_notification(&mut self, key: u64) {
-        let Some(conn) = self.conns.get(&key) else { return };
+        let Some(conn) = self.conns.get(&key) else {
+            return;
+        };
         let n = match notify::recv(conn.fd.as_fd()) {
             Ok(n) => n,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return,
             Err(e) => {
-                let msg = format!("container {}: SECCOMP_IOCTL_NOTIF_RECV: {e}", conn.container);
+                let msg = format!(
+                    "container {}: SECCOMP_IOCTL_NOTIF_RECV: {e}",
+                    conn.container
+                );
                 self.conns.remove(&key);
                 self.error(msg);
                 return;
@@ -395,7 +420,9 @@ impl Supervisor {
                                 "supervisor: caller gone before the decision");
                 return;
             }
-            Err(CallError::Errno(e, why)) => Prepared::Answer(Response::Errno(e), "bad arguments", why),
+            Err(CallError::Errno(e, why)) => {
+                Prepared::Answer(Response::Errno(e), "bad arguments", why)
+            }
         };
         let container = conn.container.clone();
         match prepared {
@@ -435,14 +462,22 @@ impl Supervisor {
             // Its notify fd hung up: the caller (and every process of its
             // filter) went away meanwhile.
             self.report.gone += 1;
-            tracing::debug!(container, id, "supervisor: the caller went away before the answer");
+            tracing::debug!(
+                container,
+                id,
+                "supervisor: the caller went away before the answer"
+            );
             return;
         };
         match notify::send(conn.fd.as_fd(), id, resp) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 self.report.gone += 1;
-                tracing::debug!(container, id, "supervisor: the caller went away before the answer");
+                tracing::debug!(
+                    container,
+                    id,
+                    "supervisor: the caller went away before the answer"
+                );
             }
             Err(e) => {
                 let msg = format!("container {container}: SECCOMP_IOCTL_NOTIF_SEND: {e}");
@@ -456,7 +491,8 @@ impl Supervisor {
             return;
         }
         let r = self.workers.swap_remove(i);
-        let status = rustix::process::waitpid(Some(r.worker.pid), rustix::process::WaitOptions::empty());
+        let status =
+            rustix::process::waitpid(Some(r.worker.pid), rustix::process::WaitOptions::empty());
         let outcome = match status {
             Ok(Some((_, st))) => match st.exit_status() {
                 Some(code) => Outcome::from_exit_code(code),
@@ -496,8 +532,10 @@ impl Supervisor {
                 continue;
             }
             let r = self.workers.swap_remove(i);
-            let _ = rustix::process::pidfd_send_signal(&r.worker.pidfd, rustix::process::Signal::KILL);
-            let _ = rustix::process::waitpid(Some(r.worker.pid), rustix::process::WaitOptions::empty());
+            let _ =
+                rustix::process::pidfd_send_signal(&r.worker.pidfd, rustix::process::Signal::KILL);
+            let _ =
+                rustix::process::waitpid(Some(r.worker.pid), rustix::process::WaitOptions::empty());
             self.report.timed_out += 1;
             tracing::warn!(container = %r.container, what = %r.what,
                            "supervisor: emulated call timed out; it fails with EIO");
@@ -517,10 +555,14 @@ enum Src {
 /// Read the OCI container process state and the notify fd from one
 /// listener connection (the runtime closes it after sending).
 fn receive_state(conn: &OwnedFd) -> Result<(OwnedFd, serde_json::Value), String> {
-    let cred = rustix::net::sockopt::socket_peercred(conn).map_err(|e| format!("SO_PEERCRED: {e}"))?;
+    let cred =
+        rustix::net::sockopt::socket_peercred(conn).map_err(|e| format!("SO_PEERCRED: {e}"))?;
     let me = rustix::process::geteuid();
     if !cred.uid.is_root() && cred.uid != me {
-        return Err(format!("refusing a connection from uid {}", cred.uid.as_raw()));
+        return Err(format!(
+            "refusing a connection from uid {}",
+            cred.uid.as_raw()
+        ));
     }
     rustix::net::sockopt::set_socket_timeout(
         conn,
@@ -562,8 +604,8 @@ fn receive_state(conn: &OwnedFd) -> Result<(OwnedFd, serde_json::Value), String>
         }
     }
     let fd = fd.ok_or("no fd with the container state")?;
-    let state: serde_json::Value =
-        serde_json::from_slice(&json).map_err(|e| format!("the container state is not JSON: {e}"))?;
+    let state: serde_json::Value = serde_json::from_slice(&json)
+        .map_err(|e| format!("the container state is not JSON: {e}"))?;
     let names_seccomp = state["fds"]
         .as_array()
         .is_some_and(|a| a.iter().any(|f| f == "seccompFd"));
@@ -636,7 +678,7 @@ fn prepare(
                 minor,
             };
             let job = job_for(&t, own, opts, kind, start_for(&t, &path, dirfd)?)?;
-            Ok(Prepared::Job(job, what))
+            Ok(Prepared::Job(Box::new(job), what))
         }
         Call::Mount {
             source,
@@ -662,7 +704,7 @@ fn prepare(
             if let Some(p) = verdict(policy.mount_type(&fstype)) {
                 return Ok(match p {
                     Prepared::Answer(r, why, _) => Prepared::Answer(r, why, fstype),
-                    other => other,
+                    other @ Prepared::Job(..) => other,
                 });
             }
             let pidns = if fstype == "proc" {
@@ -688,7 +730,10 @@ fn prepare(
             } else {
                 match t.read_cstring(data, 4096) {
                     Err(CallError::Errno(libc::ENAMETOOLONG, _)) => {
-                        return Err(CallError::errno(libc::EINVAL, "mount data longer than a page"))
+                        return Err(CallError::errno(
+                            libc::EINVAL,
+                            "mount data longer than a page",
+                        ))
                     }
                     other => other?,
                 }
@@ -697,7 +742,8 @@ fn prepare(
             let mut options = action::parse_mount_data(&data, overlay);
             translate_ids(&t, own, &mut options)?;
             let (options, layers) = if overlay {
-                action::overlay_layers(options).map_err(|e| CallError::errno(e, "overlay layers"))?
+                action::overlay_layers(options)
+                    .map_err(|e| CallError::errno(e, "overlay layers"))?
             } else {
                 (options, Vec::new())
             };
@@ -720,7 +766,7 @@ fn prepare(
             let mut job = job_for(&t, own, opts, kind, start)?;
             job.pidns = pidns;
             t.check()?;
-            Ok(Prepared::Job(job, what))
+            Ok(Prepared::Job(Box::new(job), what))
         }
         Call::Setxattr {
             target,
@@ -759,12 +805,14 @@ fn prepare(
                     if fd < 0 {
                         return Err(CallError::errno(libc::EBADF, "negative fd"));
                     }
-                    let f = t
-                        .open_entry(&format!("fd/{fd}"), OFlags::PATH)
-                        .map_err(|e| match e {
-                            CallError::Errno(libc::ENOENT, w) => CallError::Errno(libc::EBADF, w),
-                            other => other,
-                        })?;
+                    let f =
+                        t.open_entry(&format!("fd/{fd}"), OFlags::PATH)
+                            .map_err(|e| match e {
+                                CallError::Errno(libc::ENOENT, w) => {
+                                    CallError::Errno(libc::EBADF, w)
+                                }
+                                other => other,
+                            })?;
                     (None, true, Start::File(f))
                 }
             };
@@ -782,7 +830,7 @@ fn prepare(
                 flags,
             };
             let job = job_for(&t, own, opts, kind, start)?;
-            Ok(Prepared::Job(job, what))
+            Ok(Prepared::Job(Box::new(job), what))
         }
         Call::Other(_) => Ok(refuse(libc::ENOSYS, "not a supervised syscall")),
     }
@@ -805,14 +853,21 @@ fn split_path(path: &[u8]) -> Result<(Vec<u8>, Vec<u8>), CallError> {
         return Err(CallError::errno(libc::EEXIST, "the name is . or .."));
     }
     if name.len() > 255 {
-        return Err(CallError::errno(libc::ENAMETOOLONG, "name longer than 255 bytes"));
+        return Err(CallError::errno(
+            libc::ENAMETOOLONG,
+            "name longer than 255 bytes",
+        ));
     }
     Ok((parent, name))
 }
 
 /// Where the resolver starts: the caller's root for absolute paths, its
 /// cwd or the given dirfd for relative ones.
-fn start_for<P: target::Pending>(t: &Target<P>, path: &[u8], dirfd: i32) -> Result<Start, CallError> {
+fn start_for<P: target::Pending>(
+    t: &Target<P>,
+    path: &[u8],
+    dirfd: i32,
+) -> Result<Start, CallError> {
     let dir = OFlags::PATH | OFlags::DIRECTORY;
     let fd = if path.first() == Some(&b'/') {
         t.open_entry("root", dir)?
@@ -821,10 +876,11 @@ fn start_for<P: target::Pending>(t: &Target<P>, path: &[u8], dirfd: i32) -> Resu
     } else if dirfd < 0 {
         return Err(CallError::errno(libc::EBADF, "bad dirfd"));
     } else {
-        t.open_entry(&format!("fd/{dirfd}"), dir).map_err(|e| match e {
-            CallError::Errno(libc::ENOENT, w) => CallError::Errno(libc::EBADF, w),
-            other => other,
-        })?
+        t.open_entry(&format!("fd/{dirfd}"), dir)
+            .map_err(|e| match e {
+                CallError::Errno(libc::ENOENT, w) => CallError::Errno(libc::EBADF, w),
+                other => other,
+            })?
     };
     Ok(Start::Dir(fd))
 }
@@ -917,6 +973,9 @@ mod tests {
             }
         }
         let long = [b'x'; 256];
-        assert!(matches!(split_path(&long), Err(CallError::Errno(libc::ENAMETOOLONG, _))));
+        assert!(matches!(
+            split_path(&long),
+            Err(CallError::Errno(libc::ENAMETOOLONG, _))
+        ));
     }
 }

@@ -238,13 +238,17 @@ mod tests {
             }
         );
         // The same number through x32 narrows the pointer.
-        match decode(AUDIT_ARCH_X86_64, 259 | X32_SYSCALL_BIT, &a) {
+        match decode(AUDIT_ARCH_X86_64, X32_SYSCALL_BIT + 259, &a) {
             Call::Mknod { path, .. } => assert_eq!(path, 0x1000),
             other => panic!("{other:?}"),
         }
         // i386 mknod is 14.
         assert_eq!(
-            decode(AUDIT_ARCH_I386, 14, &[0xffff_ffff_8000_0000, 0o60_600, 0x800, 0, 0, 0]),
+            decode(
+                AUDIT_ARCH_I386,
+                14,
+                &[0xffff_ffff_8000_0000, 0o60_600, 0x800, 0, 0, 0]
+            ),
             Call::Mknod {
                 dirfd: AT_FDCWD,
                 path: 0x8000_0000,

@@ -43,7 +43,10 @@ impl CallError {
     }
 
     fn io(what: &str, e: &io::Error) -> Self {
-        CallError::Errno(e.raw_os_error().unwrap_or(libc::EIO), format!("{what}: {e}"))
+        CallError::Errno(
+            e.raw_os_error().unwrap_or(libc::EIO),
+            format!("{what}: {e}"),
+        )
     }
 }
 
@@ -224,12 +227,12 @@ impl<P: Pending> Target<P> {
     pub fn open_entry(&self, name: &str, flags: OFlags) -> Result<OwnedFd, CallError> {
         let fd = rustix::fs::openat(&self.proc_dir, name, flags | OFlags::CLOEXEC, Mode::empty())
             .map_err(|e| {
-                if e == rustix::io::Errno::SRCH {
-                    CallError::Gone
-                } else {
-                    CallError::io(&format!("opening /proc/{}/{name}", self.pid), &e.into())
-                }
-            })?;
+            if e == rustix::io::Errno::SRCH {
+                CallError::Gone
+            } else {
+                CallError::io(&format!("opening /proc/{}/{name}", self.pid), &e.into())
+            }
+        })?;
         Ok(fd)
     }
 
@@ -279,10 +282,10 @@ impl<P: Pending> Target<P> {
             let page_left = (PAGE - at % PAGE) as usize;
             let want = page_left.min(buf.len() - done);
             match rustix::io::pread(mem, &mut buf[done..done + want], at) {
-                Ok(0) => break,
+                // 0 or EIO/EFAULT: an unmapped page.
+                Ok(0) | Err(rustix::io::Errno::IO | rustix::io::Errno::FAULT) => break,
                 Ok(n) => done += n,
                 Err(rustix::io::Errno::INTR) => {}
-                Err(rustix::io::Errno::IO | rustix::io::Errno::FAULT) => break,
                 Err(e) => {
                     return Err(CallError::io(
                         &format!("reading the memory of {pid}"),

@@ -275,8 +275,13 @@ mod tests {
     fn faccessat2_empty_path() {
         let f = std::fs::File::open("/").expect("open /");
         use std::os::fd::AsFd;
-        faccessat2(f.as_fd(), c"", libc::R_OK, libc::AT_EMPTY_PATH | libc::AT_EACCESS)
-            .expect("/ is readable");
+        faccessat2(
+            f.as_fd(),
+            c"",
+            libc::R_OK,
+            libc::AT_EMPTY_PATH | libc::AT_EACCESS,
+        )
+        .expect("/ is readable");
     }
 
     #[test]

@@ -44,24 +44,24 @@ impl IdMapping {
             ))
         };
         let parts: Vec<&str> = s.split(':').collect();
-        let [c, h, n] = parts.as_slice() else {
+        let [inside, outside, count] = parts.as_slice() else {
             return Err(bad("three numbers are needed"));
         };
         let num = |v: &str| v.trim().parse::<u32>().map_err(|_| bad("not a number"));
-        let m = IdMapping {
-            container: num(c)?,
-            host: num(h)?,
-            size: num(n)?,
+        let map = IdMapping {
+            container: num(inside)?,
+            host: num(outside)?,
+            size: num(count)?,
         };
-        if m.size == 0 {
+        if map.size == 0 {
             return Err(bad("the size must be positive"));
         }
-        if u64::from(m.container) + u64::from(m.size) > u64::from(u32::MAX)
-            || u64::from(m.host) + u64::from(m.size) > u64::from(u32::MAX)
+        if u64::from(map.container) + u64::from(map.size) > u64::from(u32::MAX)
+            || u64::from(map.host) + u64::from(map.size) > u64::from(u32::MAX)
         {
             return Err(bad("the range overflows"));
         }
-        Ok(m)
+        Ok(map)
     }
 
     fn to_json(self) -> Value {
@@ -72,11 +72,14 @@ impl IdMapping {
 /// Applies one `--security-opt` of the `seccomp-intercept` family to the
 /// annotations; returns false for other options.
 pub fn security_opt(key: &str, value: &str, out: &mut BTreeMap<String, String>) -> Result<bool> {
-    let bad = |why: String| EngineError::Invalid(format!("invalid --security-opt {key}={value}: {why}"));
+    let bad =
+        |why: String| EngineError::Invalid(format!("invalid --security-opt {key}={value}: {why}"));
     if key == "seccomp-intercept" {
         for g in value.split(',').map(str::trim).filter(|g| !g.is_empty()) {
             if syscalls::group(g).is_none() {
-                return Err(bad(format!("unknown syscall group {g:?} (expected mknod, mount, setxattr)")));
+                return Err(bad(format!(
+                    "unknown syscall group {g:?} (expected mknod, mount, setxattr)"
+                )));
             }
             out.insert(format!("{ANNOTATION_PREFIX}{g}"), "true".into());
         }
@@ -139,9 +142,7 @@ pub fn apply_userns(spec: &mut Value, uidmap: &[IdMapping], gidmap: &[IdMapping]
     if let Some(s) = spec["linux"]["sysctl"].as_object_mut() {
         s.remove("net.ipv4.ping_group_range");
         if s.is_empty() {
-            spec["linux"]
-                .as_object_mut()
-                .map(|l| l.remove("sysctl"));
+            spec["linux"].as_object_mut().map(|l| l.remove("sysctl"));
         }
     }
 }
@@ -153,11 +154,13 @@ pub fn apply_userns(spec: &mut Value, uidmap: &[IdMapping], gidmap: &[IdMapping]
 pub fn make_traversable(dirs: &[&Path]) -> Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     for d in dirs {
-        let md = std::fs::metadata(d).map_err(EngineError::io(format!("reading {}", d.display())))?;
+        let md =
+            std::fs::metadata(d).map_err(EngineError::io(format!("reading {}", d.display())))?;
         let mode = md.permissions().mode() & 0o7777;
         if mode & 0o001 == 0 {
-            std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode | 0o001))
-                .map_err(EngineError::io(format!("making {} traversable", d.display())))?;
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode | 0o001)).map_err(
+                EngineError::io(format!("making {} traversable", d.display())),
+            )?;
         }
     }
     Ok(())
@@ -226,7 +229,10 @@ pub fn start_supervisor(rundir: &Path) -> Result<PathBuf> {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .status()
-        .map_err(EngineError::io(format!("starting the supervisor {}", bin.display())))?;
+        .map_err(EngineError::io(format!(
+            "starting the supervisor {}",
+            bin.display()
+        )))?;
     if !status.success() {
         return Err(EngineError::Invalid(format!(
             "the supervisor {} failed: {status}",
@@ -272,7 +278,9 @@ mod tests {
             }
         );
         for bad in ["0:1", "a:1:2", "0:1:0", "0:4294967295:2", ""] {
-            let e = IdMapping::parse("--uidmap", bad).expect_err(bad).to_string();
+            let e = IdMapping::parse("--uidmap", bad)
+                .expect_err(bad)
+                .to_string();
             assert!(e.contains("--uidmap"), "{e}");
         }
     }
@@ -281,7 +289,9 @@ mod tests {
     fn security_opts_become_annotations() {
         let mut a = BTreeMap::new();
         assert!(security_opt("seccomp-intercept", "mknod,mount", &mut a).expect("ok"));
-        assert!(security_opt("seccomp-intercept.mount.allowed", "tmpfs,mqueue", &mut a).expect("ok"));
+        assert!(
+            security_opt("seccomp-intercept.mount.allowed", "tmpfs,mqueue", &mut a).expect("ok")
+        );
         assert!(!security_opt("seccomp", "unconfined", &mut a).expect("other"));
         assert_eq!(a["barge.syscalls.intercept.mknod"], "true");
         assert_eq!(a["barge.syscalls.intercept.mount.allowed"], "tmpfs,mqueue");
@@ -302,9 +312,15 @@ mod tests {
         let sc = &spec["linux"]["seccomp"];
         assert_eq!(sc["listenerPath"], "/run/x/sup.sock");
         assert_eq!(sc["syscalls"][0]["names"], json!(["reboot"]));
-        assert_eq!(sc["syscalls"][1]["names"], json!(["mknod", "mknodat", "mount"]));
+        assert_eq!(
+            sc["syscalls"][1]["names"],
+            json!(["mknod", "mknodat", "mount"])
+        );
         assert_eq!(sc["syscalls"][1]["action"], "SCMP_ACT_NOTIFY");
-        assert_eq!(spec["annotations"]["barge.syscalls.intercept.mount"], "true");
+        assert_eq!(
+            spec["annotations"]["barge.syscalls.intercept.mount"],
+            "true"
+        );
 
         let mut bare = barge_oci::default::spec(false);
         apply_seccomp(&mut bare, &a, Path::new("/s"));
@@ -324,7 +340,9 @@ mod tests {
             .iter()
             .any(|n| n["type"] == "user"));
         let mounts = spec["mounts"].as_array().expect("mounts");
-        assert!(!mounts.iter().any(|m| m["type"] == "cgroup" || m["type"] == "sysfs"));
+        assert!(!mounts
+            .iter()
+            .any(|m| m["type"] == "cgroup" || m["type"] == "sysfs"));
         assert!(spec["linux"].get("sysctl").is_none());
     }
 }
