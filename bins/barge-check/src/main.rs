@@ -1181,6 +1181,7 @@ const HELP: &str = "barge-check SUBCOMMAND [ARGS]: prints JSON about what the pr
                        mknod PATH c|b|p|f MAJOR MINOR [PERM], mount SRC TARGET TYPE [FLAGS] [DATA],
                        setxattr PATH NAME VALUE, getxattr PATH NAME)
   hostile DIR | race-mknod DIR ESCAPE N | bench-mknod refuse|continue N [CPU]
+  bench-pingpong N [CPU]
   fork N | alloc MB | spin MS | sleep SECS | exit CODE | signal-wait | tty | help
 Errors: {\"error\":..., \"errno\":N} on stdout, exit status 1.";
 
@@ -1218,6 +1219,7 @@ fn dispatch(cmd: &str, rest: &[String]) -> R {
         "hostile" => intercept::hostile(rest),
         "race-mknod" => intercept::race_mknod(rest),
         "bench-mknod" => intercept::bench(rest),
+        "bench-pingpong" => intercept::pingpong(rest),
         "help" | "--help" | "-h" => Ok(J::obj(vec![("help", J::s(HELP))])),
         other => Err(fail(
             "usage",

@@ -878,9 +878,7 @@ pub type Layer = (String, Vec<u8>, bool);
 /// Overlay's directory options become layers (opened by the resolver as
 /// the caller and passed by fd); everything else stays an option.
 /// Returns `Err(errno)` for options that cannot be honoured.
-pub fn overlay_layers(
-    options: Vec<MountOption>,
-) -> Result<(Vec<MountOption>, Vec<Layer>), i32> {
+pub fn overlay_layers(options: Vec<MountOption>) -> Result<(Vec<MountOption>, Vec<Layer>), i32> {
     let mut rest = Vec::new();
     let mut layers = Vec::new();
     for o in options {

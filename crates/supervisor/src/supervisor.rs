@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::io::IoSliceMut;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use barge_sys::notify::{self, Notification, Response};
@@ -114,7 +115,7 @@ pub struct Report {
 /// One notify fd.
 struct Conn {
     fd: OwnedFd,
-    container: String,
+    container: Rc<str>,
     policy: Policy,
 }
 
@@ -125,7 +126,7 @@ struct Running {
     id: u64,
     deadline: Instant,
     what: String,
-    container: String,
+    container: Rc<str>,
 }
 
 /// The namespaces of the supervisor itself.
@@ -230,7 +231,7 @@ impl Supervisor {
             key,
             Conn {
                 fd,
-                container: container.to_string(),
+                container: Rc::from(container),
                 policy,
             },
         );
@@ -261,10 +262,12 @@ impl Supervisor {
                     timeout = Some(left);
                 }
             }
-            let now = Instant::now();
-            for w in &self.workers {
-                let left = w.deadline.saturating_duration_since(now);
-                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            if !self.workers.is_empty() {
+                let now = Instant::now();
+                for w in &self.workers {
+                    let left = w.deadline.saturating_duration_since(now);
+                    timeout = Some(timeout.map_or(left, |t| t.min(left)));
+                }
             }
             let events = self.poll_once(timeout)?;
             for (src, revents) in events {
@@ -424,7 +427,7 @@ impl Supervisor {
                 Prepared::Answer(Response::Errno(e), "bad arguments", why)
             }
         };
-        let container = conn.container.clone();
+        let container = Rc::clone(&conn.container);
         match prepared {
             Prepared::Answer(resp, reason, detail) => {
                 match resp {
@@ -520,10 +523,14 @@ impl Supervisor {
         };
         tracing::debug!(container = %r.container, what = %r.what, answer = ?resp,
                         "supervisor: emulated call finished");
-        self.answer(r.conn, r.id, resp, &r.container.clone());
+        let container = Rc::clone(&r.container);
+        self.answer(r.conn, r.id, resp, &container);
     }
 
     fn expire_workers(&mut self) {
+        if self.workers.is_empty() {
+            return;
+        }
         let now = Instant::now();
         let mut i = 0;
         while i < self.workers.len() {
