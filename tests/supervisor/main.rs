@@ -17,8 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use barge_integration::{
-    barge_bin, host, json, json_lines, need_root, rootfs, run_cmd, runtime, umount, wait_until,
-    Container, Out, Value,
+    barge_bin, host, json, json_lines, need_root, rootfs, run_cmd, umount, wait_until, Container,
+    Out, Value,
 };
 
 /// The host ids the container's 0..65536 map to.
@@ -28,7 +28,13 @@ fn supervisor_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("BARGE_SUPERVISOR").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    runtime().with_file_name("barge-supervisor")
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|t| !t.is_empty())
+        .map_or_else(
+            || barge_integration::workspace().join("target"),
+            |t| barge_integration::workspace().join(t),
+        );
+    target.join("release/barge-supervisor")
 }
 
 /// A supervisor started by the test (a child, so it can be stopped and

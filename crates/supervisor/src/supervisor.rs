@@ -609,6 +609,12 @@ fn receive_state(conn: &OwnedFd) -> Result<(OwnedFd, serde_json::Value), String>
         if json.len() > MAX_STATE {
             return Err("the container state is too large".into());
         }
+        // Some runtimes (runc) keep the connection open: the message ends
+        // where the JSON document does.
+        match serde_json::from_slice::<serde_json::Value>(&json) {
+            Err(e) if e.is_eof() => {}
+            _ => break,
+        }
     }
     let fd = fd.ok_or("no fd with the container state")?;
     let state: serde_json::Value = serde_json::from_slice(&json)
