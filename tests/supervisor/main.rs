@@ -470,6 +470,37 @@ fn host_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
 }
 
 #[test]
+fn other_users_of_the_container_get_the_kernels_answer() {
+    need_root!();
+    let mut sup = Sup::start(&[]);
+    let mut c = userns_container("supuser", &sup);
+    c.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    script(
+        &mut c,
+        "barge-check syscall mknod /tmp/n c 1 3; barge-check syscall mount none /tmp tmpfs; \
+         mkdir /tmp/o && barge-check syscall setxattr /tmp/o trusted.overlay.opaque y",
+    );
+    let o = c.run();
+    o.ok();
+    let errs: Vec<String> = lines(&o)
+        .iter()
+        .map(|x| x["errno_name"].as_str().unwrap_or("?").to_string())
+        .collect();
+    assert_eq!(errs, ["EPERM", "EPERM", "EPERM"], "{o:#?}\n{}", sup.log());
+    let (code, report) = sup.finish(Duration::from_secs(20));
+    assert_eq!(
+        (code, report["emulated"].as_u64()),
+        (0, Some(0)),
+        "{report:#}"
+    );
+    assert!(
+        sup.log().contains("not root in its namespace"),
+        "{}",
+        sup.log()
+    );
+}
+
+#[test]
 fn tar_with_device_nodes_and_whiteouts_unpacks_rootless() {
     need_root!();
     let mut sup = Sup::start(&[]);

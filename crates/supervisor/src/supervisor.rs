@@ -691,6 +691,12 @@ fn prepare(
                 minor,
             };
             let job = job_for(&t, own, opts, kind, start_for(&t, &path, dirfd)?)?;
+            if !privileged(&t, &job, CAP_MKNOD)? {
+                return Ok(refuse(
+                    libc::EPERM,
+                    "the caller is not root in its namespace",
+                ));
+            }
             Ok(Prepared::Job(Box::new(job), what))
         }
         Call::Mount {
@@ -777,6 +783,12 @@ fn prepare(
             });
             let start = start_for(&t, &target_path, AT_FDCWD)?;
             let mut job = job_for(&t, own, opts, kind, start)?;
+            if !privileged(&t, &job, CAP_SYS_ADMIN)? {
+                return Ok(refuse(
+                    libc::EPERM,
+                    "the caller is not root in its namespace",
+                ));
+            }
             job.pidns = pidns;
             t.check()?;
             Ok(Prepared::Job(Box::new(job), what))
@@ -843,6 +855,9 @@ fn prepare(
                 flags,
             };
             let job = job_for(&t, own, opts, kind, start)?;
+            if !privileged(&t, &job, CAP_SYS_ADMIN)? {
+                return Ok(cont("the caller is not root in its namespace"));
+            }
             Ok(Prepared::Job(Box::new(job), what))
         }
         Call::Other(_) => Ok(refuse(libc::ENOSYS, "not a supervised syscall")),
@@ -923,6 +938,30 @@ fn job_for<P: target::Pending>(
         pidns: None,
         delay: opts.worker_delay,
     })
+}
+
+/// `CAP_MKNOD`.
+const CAP_MKNOD: u32 = 27;
+/// `CAP_SYS_ADMIN`.
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// Whether the caller may have a call emulated: it is root in its own user
+/// namespace (its effective uid maps to 0 there) or holds the capability
+/// the kernel would ask for. The supervisor extends what the container's
+/// root may do, never what its other users may: they get the kernel's
+/// answer.
+fn privileged<P: target::Pending>(t: &Target<P>, job: &Job, cap: u32) -> Result<bool, CallError> {
+    if job.creds.cap_eff & (1u64 << cap) != 0 {
+        return Ok(true);
+    }
+    let euid = job.creds.uid[1];
+    if job.userns.is_none() {
+        return Ok(euid == 0);
+    }
+    let map = target::parse_id_map(&t.read_entry("uid_map")?);
+    Ok(map
+        .iter()
+        .any(|&(inside, outside, count)| inside == 0 && count > 0 && euid == outside))
 }
 
 /// `uid=` / `gid=` mount options name ids of the caller's namespace; the
