@@ -17,6 +17,8 @@ use std::io::Write as _;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::time::{Duration, Instant};
 
+mod intercept;
+
 // ---------------------------------------------------------------- JSON ----
 
 /// A minimal JSON value (std only, no serde).
@@ -165,6 +167,13 @@ fn errno_name(e: i32) -> &'static str {
         libc::ENOTTY => "ENOTTY",
         libc::ENXIO => "ENXIO",
         libc::EMFILE => "EMFILE",
+        libc::ENAMETOOLONG => "ENAMETOOLONG",
+        libc::E2BIG => "E2BIG",
+        libc::ERANGE => "ERANGE",
+        libc::ENODATA => "ENODATA",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::ENODEV => "ENODEV",
+        libc::ELOOP => "ELOOP",
         _ => "E?",
     }
 }
@@ -781,6 +790,13 @@ fn unshare_flags(s: &str) -> Result<i32, Fail> {
 
 fn cmd_syscall(args: &[String]) -> R {
     let name = arg(args, 0, "NAME")?;
+    match name {
+        "mknod" => return intercept::mknod(args),
+        "mount" => return intercept::mount(args),
+        "setxattr" => return intercept::xattr(args, true),
+        "getxattr" => return intercept::xattr(args, false),
+        _ => {}
+    }
     let mut extra: Vec<(&str, J)> = Vec::new();
     let ret: i64 = match name {
         "mkdir" => {
@@ -1161,7 +1177,11 @@ const HELP: &str = "barge-check SUBCOMMAND [ARGS]: prints JSON about what the pr
   ids | caps | nnp | mounts | rlimits | sysctl NAME | read PATH | write PATH DATA | stat PATH | ls PATH
   fds | cwd | env | hostname | umask | personality | cgroup | pid | ns | netdev | exe | exe-watch MS
   syscall NAME [ARGS] (mkdir PATH [MODE], mkdirat PATH, chmod PATH MODE, getcwd, personality [N],
-                       unshare FLAGS, chroot PATH, sethostname NAME, getpid)
+                       unshare FLAGS, chroot PATH, sethostname NAME, getpid,
+                       mknod PATH c|b|p|f MAJOR MINOR [PERM], mount SRC TARGET TYPE [FLAGS] [DATA],
+                       setxattr PATH NAME VALUE, getxattr PATH NAME)
+  hostile DIR | race-mknod DIR ESCAPE N | bench-mknod refuse|continue N [CPU]
+  bench-pingpong N [CPU]
   fork N | alloc MB | spin MS | sleep SECS | exit CODE | signal-wait | tty | help
 Errors: {\"error\":..., \"errno\":N} on stdout, exit status 1.";
 
@@ -1196,6 +1216,10 @@ fn dispatch(cmd: &str, rest: &[String]) -> R {
         "sleep" => cmd_sleep(rest),
         "signal-wait" => cmd_signal_wait(),
         "tty" => cmd_tty(),
+        "hostile" => intercept::hostile(rest),
+        "race-mknod" => intercept::race_mknod(rest),
+        "bench-mknod" => intercept::bench(rest),
+        "bench-pingpong" => intercept::pingpong(rest),
         "help" | "--help" | "-h" => Ok(J::obj(vec![("help", J::s(HELP))])),
         other => Err(fail(
             "usage",

@@ -4,6 +4,7 @@
 
 use crate::{Exit, EXIT_ENGINE};
 use anyhow::{bail, Result};
+use barge_engine::containers::intercept::IdMapping;
 use barge_engine::containers::lifecycle::{ExecOptions, StartOptions};
 use barge_engine::containers::query::{self, LogsOptions, PsOptions};
 use barge_engine::containers::tty::{self, AttachEnd, AttachIo};
@@ -182,9 +183,16 @@ pub struct RunArgs {
     /// Give the container all privileges.
     #[arg(long)]
     privileged: bool,
-    /// Security options (`seccomp=PROFILE|unconfined`, `no-new-privileges`, `label=disable`).
+    /// Security options (`seccomp=PROFILE|unconfined`, `no-new-privileges`, `label=disable`,
+    /// `seccomp-intercept=mknod,mount,setxattr`, `seccomp-intercept.mount.allowed=TYPES`).
     #[arg(long = "security-opt")]
     security_opt: Vec<String>,
+    /// User namespace uid mapping `CONTAINER:HOST:SIZE` (repeatable).
+    #[arg(long = "uidmap")]
+    uidmap: Vec<String>,
+    /// User namespace gid mapping `CONTAINER:HOST:SIZE` (default: the uid mapping).
+    #[arg(long = "gidmap")]
+    gidmap: Vec<String>,
     /// Mount the root filesystem read-only.
     #[arg(long = "read-only")]
     read_only: bool,
@@ -743,8 +751,13 @@ fn create_options(a: &mut RunArgs) -> Result<CreateOptions> {
     }
     let mut seccomp = String::new();
     let mut nnp = false;
+    let mut intercept = std::collections::BTreeMap::new();
     for o in &a.security_opt {
-        match o.split_once('=').unwrap_or((o, "")) {
+        let (k, v) = o.split_once('=').unwrap_or((o, ""));
+        if barge_engine::containers::intercept::security_opt(k, v, &mut intercept)? {
+            continue;
+        }
+        match (k, v) {
             ("seccomp", p) => seccomp = p.to_string(),
             ("no-new-privileges", "" | "true") => nnp = true,
             ("no-new-privileges", "false") => nnp = false,
@@ -814,6 +827,17 @@ fn create_options(a: &mut RunArgs) -> Result<CreateOptions> {
         log_driver: a.log_driver.clone().unwrap_or_default(),
         runtime: a.runtime.clone().unwrap_or_default(),
         auto_remove: a.rm,
+        uidmap: a
+            .uidmap
+            .iter()
+            .map(|m| IdMapping::parse("--uidmap", m))
+            .collect::<Result<_, _>>()?,
+        gidmap: a
+            .gidmap
+            .iter()
+            .map(|m| IdMapping::parse("--gidmap", m))
+            .collect::<Result<_, _>>()?,
+        intercept,
         ..ContainerConfig::default()
     };
     for h in &config.add_hosts {

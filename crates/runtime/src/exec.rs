@@ -178,6 +178,22 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
         match parent_chan.recv::<crate::channel::FromInit>()? {
             None => break, // exec'd (the channel is close-on-exec)
             Some((crate::channel::FromInit::ConsoleFd, mut fds)) => console = fds.pop(),
+            Some((crate::channel::FromInit::SeccompFd, mut fds)) => {
+                let sent = forward_seccomp_fd(&st, child, fds.pop());
+                let reply = if sent.is_ok() {
+                    crate::channel::ToInit::SeccompDone
+                } else {
+                    crate::channel::ToInit::Abort
+                };
+                let _ = parent_chan.send(&reply, &[]);
+                if let Err(e) = sent {
+                    let _ = rustix::process::waitpid(
+                        rustix::process::Pid::from_raw(child),
+                        rustix::process::WaitOptions::empty(),
+                    );
+                    return Err(e);
+                }
+            }
             Some((crate::channel::FromInit::Failed { message, .. }, _)) => {
                 let _ = rustix::process::waitpid(
                     rustix::process::Pid::from_raw(child),
@@ -202,6 +218,30 @@ pub fn exec(opts: &ExecOptions) -> Result<i32, RuntimeError> {
         },
         sigfd,
     )
+}
+
+/// Send an exec'd process's notify fd to the container's `listenerPath`
+/// with the container state (status `running`, `pid` = the new process).
+fn forward_seccomp_fd(
+    st: &ContainerState,
+    pid: i32,
+    fd: Option<OwnedFd>,
+) -> Result<(), RuntimeError> {
+    let fd = fd.ok_or_else(|| RuntimeError::Other("exec: seccomp fd missing".into()))?;
+    let sc = st
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref());
+    let Some(path) = sc.and_then(|s| s.listener_path().as_ref()) else {
+        return Ok(());
+    };
+    let meta = sc
+        .and_then(|s| s.listener_metadata().clone())
+        .unwrap_or_default();
+    let state_json = st.oci_state(Status::Running);
+    seccomp::send_to_listener(path, &meta, &state_json, pid, fd.as_fd())?;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -258,7 +298,7 @@ fn exec_child(
     let mut loaded = false;
     if let Some(sc) = sc {
         if !nnp {
-            seccomp::load(sc)?;
+            load_seccomp(chan, sc)?;
             loaded = true;
         }
     }
@@ -274,7 +314,7 @@ fn exec_child(
     drop(pipes);
     if let Some(sc) = sc {
         if !loaded {
-            seccomp::load(sc)?;
+            load_seccomp(chan, sc)?;
         }
     }
     barge_sys::close_range_cloexec(3 + preserve_fds)
@@ -284,6 +324,29 @@ fn exec_child(
     Err(crate::selfclone::exec_guarded(
         trampoline, &exe, &argv, &env,
     ))
+}
+
+/// Load the process's seccomp filter; a notify fd goes to the runtime
+/// (which forwards it to `listenerPath`, as for the init) before the
+/// process goes on, so that its intercepted calls find a listener.
+fn load_seccomp(
+    chan: &crate::channel::Channel,
+    sc: &oci_spec::runtime::LinuxSeccomp,
+) -> Result<(), RuntimeError> {
+    if let Some(fd) = seccomp::load(sc)? {
+        if sc.listener_path().is_some() {
+            chan.send(&crate::channel::FromInit::SeccompFd, &[fd.as_fd()])?;
+            match chan.recv::<crate::channel::ToInit>()? {
+                Some((crate::channel::ToInit::SeccompDone, _)) => {}
+                _ => {
+                    return Err(RuntimeError::Other(
+                        "the listener did not get the seccomp fd".into(),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Block the signals we forward (call before creating the child so none is

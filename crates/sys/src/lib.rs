@@ -7,6 +7,7 @@
 
 pub mod bpf;
 pub mod daemon;
+pub mod notify;
 pub mod process;
 pub mod signal;
 

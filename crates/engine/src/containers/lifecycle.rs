@@ -342,6 +342,7 @@ impl Engine {
         if let Some(m) = orphan_monitor {
             self.wait_orphan_monitor(rec, m);
         }
+        super::intercept::stop_supervisor(&self.paths.container_run_dir(&rec.id));
         crate::timing::mark("runtime delete");
     }
 
@@ -456,6 +457,10 @@ impl Engine {
             (self.mount_rootfs(rec)?, Vec::new())
         };
         crate::timing::mark("rootfs mounted");
+        if !rec.config.uidmap.is_empty() {
+            let containers = self.paths.root.join("containers");
+            super::intercept::make_traversable(&[&self.paths.root, &containers, &cdir])?;
+        }
         let net = self.setup_network(rec)?;
         crate::timing::mark("network planned");
         let files = self.write_etc_files(rec, &rootfs, &net)?;
@@ -514,6 +519,16 @@ impl Engine {
             volumes,
             init: init.as_deref(),
             seccomp,
+            listener: None,
+        };
+        let listener = if super::intercept::intercepted(&rec.config.intercept).is_empty() {
+            None
+        } else {
+            Some(super::intercept::start_supervisor(&rundir)?)
+        };
+        let inputs = spec::SpecInputs {
+            listener: listener.as_deref(),
+            ..inputs
         };
         let mut config = spec::build(rec, &inputs)?;
         // A pod sharing IPC shares /dev/shm too (podman): the infra's tmpfs.

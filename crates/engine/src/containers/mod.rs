@@ -9,6 +9,7 @@
 
 pub mod files;
 pub mod health;
+pub mod intercept;
 pub mod lifecycle;
 pub mod monitor;
 pub mod networks;
@@ -567,6 +568,13 @@ pub struct ContainerConfig {
     /// The infra container of a pod (holds the pod's namespaces; created
     /// and removed with the pod, see [`crate::pods`]).
     pub infra: bool,
+    /// `--uidmap` ranges (a user namespace when not empty).
+    pub uidmap: Vec<intercept::IdMapping>,
+    /// `--gidmap` ranges (default: the uid ranges).
+    pub gidmap: Vec<intercept::IdMapping>,
+    /// `--security-opt seccomp-intercept…`: `barge.syscalls.intercept.*`
+    /// annotations (docs/supervisor.md).
+    pub intercept: BTreeMap<String, String>,
 }
 
 impl ContainerConfig {

@@ -178,6 +178,8 @@ pub struct SpecInputs<'a> {
     pub init: Option<&'a Path>,
     /// The seccomp policy (none when unconfined).
     pub seccomp: Option<Value>,
+    /// The syscall supervisor's socket, when calls are intercepted.
+    pub listener: Option<&'a Path>,
 }
 
 /// Builds the OCI config of `rec`.
@@ -368,6 +370,10 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs<'_>) -> Result<Value, Engin
         res["pids"] = json!({"limit": p});
     }
     spec["linux"]["resources"] = res;
+    super::intercept::apply_userns(&mut spec, &cfg.uidmap, &cfg.gidmap);
+    if let Some(listener) = inp.listener {
+        super::intercept::apply_seccomp(&mut spec, &cfg.intercept, listener);
+    }
     Ok(spec)
 }
 
