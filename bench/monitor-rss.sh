@@ -6,7 +6,7 @@
 #   --limit KIB  fail (exit 1) when barge-monitor's VmRSS exceeds KIB
 #                (default 1024, the target)
 # Environment:
-#   MONITOR  default: built by scripts/build-monitor.sh (static, no_main)
+#   MONITOR  default: built by scripts/build-static.sh barge-monitor (static, no_main)
 #   RUNTIME  OCI runtime both monitors drive; default
 #            $CARGO_TARGET_DIR/release/barge-runtime (else <repo>/target/...),
 #            falling back to runc
@@ -39,7 +39,7 @@ command -v jq >/dev/null || die "jq missing (scripts/install-deps.sh)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$REPO/$TARGET_DIR" ;; esac
 if [ -z "${MONITOR:-}" ]; then
-    MONITOR=$(scripts/build-monitor.sh | tail -1)
+    MONITOR=$(scripts/build-static.sh barge-monitor | tail -1)
 fi
 if [ -z "${RUNTIME:-}" ]; then
     RUNTIME="$TARGET_DIR/release/barge-runtime"

@@ -47,7 +47,7 @@ fi
 # The static pause (one file bound into the infra's root; the dynamic one
 # of `cargo build` needs its loader and libraries bound too).
 if [ -z "${BARGE_PAUSE:-}" ]; then
-    BARGE_PAUSE=$(scripts/build-pause.sh | tail -1)
+    BARGE_PAUSE=$(scripts/build-static.sh barge-pause | tail -1)
 fi
 export BARGE_PAUSE
 [ -d build/bundle/rootfs ] || scripts/build-image.sh build >&2

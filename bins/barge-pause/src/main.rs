@@ -10,7 +10,7 @@
 //!
 //! Built as a `#![no_main]` binary like barge-monitor; the engine binds it
 //! read-only at `/pause` in an otherwise empty root. The static build
-//! (`scripts/build-pause.sh`) needs nothing else; the dynamic one of
+//! (`scripts/build-static.sh barge-pause`) needs nothing else; the dynamic one of
 //! `cargo build` gets its loader and libraries bound too.
 
 #![cfg_attr(not(test), no_main)]

@@ -372,12 +372,7 @@ impl Cgroup {
         for h in &self.v1 {
             util::write(&h.path, "cgroup.procs", &value)?;
         }
-        if let Some(h) = &self.unified {
-            if !skip_cgroup2 {
-                util::write(&h.path, "cgroup.procs", &value)?;
-            }
-        }
-        Ok(())
+        self.add_task_unified(pid, skip_cgroup2)
     }
 
     /// Opens the `tasks` file of every v1 hierarchy for writing, for

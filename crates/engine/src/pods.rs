@@ -372,7 +372,7 @@ pub fn pause_binary() -> Result<PathBuf> {
     } else {
         Err(EngineError::Invalid(format!(
             "the infra binary {PAUSE_BINARY} was not found (beside barge, on PATH or in $BARGE_PAUSE): \
-             build it (cargo build --release -p barge-pause, or scripts/build-pause.sh for the static one) \
+             build it (cargo build --release -p barge-pause, or scripts/build-static.sh barge-pause for the static one) \
              or give the pod an --infra-image"
         )))
     }
