@@ -337,18 +337,14 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
                 let fd = fds
                     .pop()
                     .ok_or_else(|| RuntimeError::Init("seccomp fd missing".into()))?;
-                let sc = linux.and_then(|l| l.seccomp().as_ref());
-                if let Some(path) = sc.and_then(|s| s.listener_path().as_ref()) {
-                    let meta = sc
-                        .and_then(|s| s.listener_metadata().clone())
-                        .unwrap_or_default();
-                    let state_json = st.oci_state(Status::Creating);
-                    if let Err(e) =
-                        seccomp::send_to_listener(path, &meta, &state_json, init_pid, fd.as_fd())
-                    {
-                        let _ = parent_chan.send(&ToInit::Abort, &[]);
-                        return Err(e.into());
-                    }
+                if let Err(e) = seccomp::forward_to_listener(
+                    linux.and_then(|l| l.seccomp().as_ref()),
+                    || st.oci_state(Status::Creating),
+                    init_pid,
+                    fd.as_fd(),
+                ) {
+                    let _ = parent_chan.send(&ToInit::Abort, &[]);
+                    return Err(e.into());
                 }
                 parent_chan.send(&ToInit::SeccompDone, &[])?;
             }

@@ -228,19 +228,15 @@ fn forward_seccomp_fd(
     fd: Option<OwnedFd>,
 ) -> Result<(), RuntimeError> {
     let fd = fd.ok_or_else(|| RuntimeError::Other("exec: seccomp fd missing".into()))?;
-    let sc = st
-        .config
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref());
-    let Some(path) = sc.and_then(|s| s.listener_path().as_ref()) else {
-        return Ok(());
-    };
-    let meta = sc
-        .and_then(|s| s.listener_metadata().clone())
-        .unwrap_or_default();
-    let state_json = st.oci_state(Status::Running);
-    seccomp::send_to_listener(path, &meta, &state_json, pid, fd.as_fd())?;
+    seccomp::forward_to_listener(
+        st.config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref()),
+        || st.oci_state(Status::Running),
+        pid,
+        fd.as_fd(),
+    )?;
     Ok(())
 }
 

@@ -195,6 +195,24 @@ pub fn load(seccomp: &LinuxSeccomp) -> Result<Option<OwnedFd>, SeccompError> {
     Ok(Some(owned))
 }
 
+/// [`send_to_listener`] to the `listenerPath` of `seccomp` (with its
+/// `listenerMetadata`) when it has one; `state` builds the container state
+/// sent along. Used for the init's fd and for each exec'd process's.
+pub fn forward_to_listener(
+    seccomp: Option<&LinuxSeccomp>,
+    state: impl FnOnce() -> serde_json::Value,
+    pid: i32,
+    notify_fd: BorrowedFd<'_>,
+) -> Result<(), SeccompError> {
+    let Some(path) = seccomp.and_then(|s| s.listener_path().as_ref()) else {
+        return Ok(());
+    };
+    let meta = seccomp
+        .and_then(|s| s.listener_metadata().clone())
+        .unwrap_or_default();
+    send_to_listener(path, &meta, &state(), pid, notify_fd)
+}
+
 /// Send the notify fd to the OCI `listenerPath` unix socket (SOCK_STREAM,
 /// connect), per the OCI runtime spec: one message carrying the container
 /// process state JSON (`ociVersion`, `fds: ["seccompFd"]`, `pid`, `metadata`,
