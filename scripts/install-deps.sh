@@ -17,7 +17,7 @@ PACKAGES=(
     ca-certificates curl docker-registry
     catatonit netavark aardvark-dns iptables conmon golang-github-containers-common
     bsdutils gzip zstd
-    nftables
+    nftables passt slirp4netns iperf3
     python3 e2fsprogs wget
     sqlite3
 )
@@ -47,6 +47,23 @@ fi
 # as on stock distributions.
 for dev in /dev/net/tun /dev/fuse; do
     if [ -e "$dev" ]; then chmod 0666 "$dev"; fi
+done
+
+# The unprivileged user the rootless suites run barge as, with subordinate
+# id ranges for its user namespace (the runtime's rootless test uses the
+# same user and range).
+ROOTLESS_USER=barge-rootless
+if ! id -u "$ROOTLESS_USER" >/dev/null 2>&1; then
+    useradd --create-home --home-dir "/home/$ROOTLESS_USER" --shell /bin/sh "$ROOTLESS_USER"
+elif [ ! -d "/home/$ROOTLESS_USER" ]; then
+    # An earlier test run created it as a system user without a home.
+    mkdir -p "/home/$ROOTLESS_USER"
+    usermod --home "/home/$ROOTLESS_USER" "$ROOTLESS_USER"
+    chown "$ROOTLESS_USER:" "/home/$ROOTLESS_USER"
+fi
+for f in /etc/subuid /etc/subgid; do
+    touch "$f"
+    grep -q "^$ROOTLESS_USER:" "$f" || echo "$ROOTLESS_USER:300000:65536" >> "$f"
 done
 
 # podman here must use runc (crun refuses hybrid cgroups) and lower default

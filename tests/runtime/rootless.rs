@@ -13,6 +13,19 @@ use serde_json::json;
 const USER: &str = "barge-rootless";
 const SUBID_START: u32 = 300_000;
 
+/// The first subordinate id of the test user in `file` (the install step
+/// or `useradd` may have chosen another range than ours).
+fn subid_start(file: &str) -> u32 {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            (f.next()? == USER).then(|| f.next()?.parse().ok())?
+        })
+        .unwrap_or(SUBID_START)
+}
+
 /// The test user (created on first use) and its uid/gid.
 fn test_user() -> (u32, u32) {
     let lookup = || {
@@ -54,6 +67,7 @@ fn unprivileged_user_runs_a_container_with_subid_ranges() {
         return;
     }
     let (uid, gid) = test_user();
+    let (sub_uid, sub_gid) = (subid_start("/etc/subuid"), subid_start("/etc/subgid"));
     let id = unique("rootless");
     let state = tempfile::tempdir().unwrap();
     let bundle = tempfile::tempdir().unwrap();
@@ -64,11 +78,11 @@ fn unprivileged_user_runs_a_container_with_subid_ranges() {
     let mut c = base_config();
     let maps = json!([
         {"containerID": 0, "hostID": uid, "size": 1},
-        {"containerID": 1, "hostID": SUBID_START, "size": 65536}
+        {"containerID": 1, "hostID": sub_uid, "size": 65536}
     ]);
     let gmaps = json!([
         {"containerID": 0, "hostID": gid, "size": 1},
-        {"containerID": 1, "hostID": SUBID_START, "size": 65536}
+        {"containerID": 1, "hostID": sub_gid, "size": 65536}
     ]);
     c["linux"]["uidMappings"] = maps;
     c["linux"]["gidMappings"] = gmaps;
@@ -122,7 +136,7 @@ fn unprivileged_user_runs_a_container_with_subid_ranges() {
     assert_eq!(v["gid"], 1000, "{o:#?}");
     let uid_map = v["uid_map"].to_string();
     assert!(
-        uid_map.contains(&SUBID_START.to_string()),
+        uid_map.contains(&sub_uid.to_string()),
         "uid_map from newuidmap: {v}"
     );
     // Nothing left behind in the state root.

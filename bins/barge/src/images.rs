@@ -323,7 +323,7 @@ pub struct LogoutArgs {
 pub(crate) fn store(root: Option<&PathBuf>) -> Result<barge_engine::images::Store> {
     let root = root
         .cloned()
-        .unwrap_or_else(barge_engine::images::Store::default_root);
+        .unwrap_or_else(barge_engine::rootless::default_root);
     Ok(barge_engine::images::Store::open(&root)?)
 }
 

@@ -126,6 +126,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // An unprivileged user's barge works inside the user's namespaces;
+    // joined first, while this process has a single thread.
+    barge_engine::rootless::enter()?;
     if let Some(p) = &cli.registries_conf {
         if !p.is_file() {
             anyhow::bail!("--registries-conf {}: no such file", p.display());

@@ -219,7 +219,7 @@ impl Cgroup {
         match Self::create_inner(cfg) {
             Ok(cg) => Ok(cg),
             Err(e) if cfg.rootless && is_permission(&e) => {
-                tracing::warn!(error = %e, "rootless: no cgroup delegation, cgroups disabled");
+                tracing::debug!(error = %e, "rootless: no cgroup delegation, cgroups disabled");
                 Ok(Cgroup::disabled())
             }
             Err(e) => Err(e),

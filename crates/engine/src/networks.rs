@@ -405,11 +405,15 @@ fn refresh_peer_hosts(e: &Engine, net: &str, leaving: &str) -> Result<()> {
 
 /// Where addresses on a bridge are claimed host-wide: every barge root
 /// (parallel test suites, a user's and root's stores…) shares the bridges,
-/// so the database of one root cannot be the only authority.
-const IPAM_CLAIMS: &str = "/run/barge/ipam";
-
+/// so the database of one root cannot be the only authority. A rootless
+/// user's bridges live in the user's own network namespace: its claims are
+/// in the user's run directory.
 fn claim_path(bridge: &str, ip: Ipv4Addr) -> std::path::PathBuf {
-    Path::new(IPAM_CLAIMS).join(bridge).join(ip.to_string())
+    let base = crate::rootless::rootless_uid().map_or_else(
+        || std::path::PathBuf::from("/run/barge/ipam"),
+        |uid| crate::rootless::run_dir(uid).join("ipam"),
+    );
+    base.join(bridge).join(ip.to_string())
 }
 
 /// Claims `ip` on `bridge` for container `id` (whose network namespace is

@@ -202,6 +202,13 @@ pub struct IdRange {
     pub size: u64,
 }
 
+/// Whether this process runs in a user namespace other than the initial
+/// one (its uid map is not the identity over all ids).
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+}
+
 fn map_id(map: &[IdRange], id: u64) -> Option<u64> {
     if map.is_empty() {
         return Some(id);
@@ -243,11 +250,21 @@ impl Default for UnpackOptions {
 }
 
 impl UnpackOptions {
-    /// Options fitting the current user: the root profile for euid 0, else
-    /// `userxattr` whiteouts, devices skipped, no chown.
+    /// Options fitting the current user: the root profile for root on the
+    /// host; root in a user namespace (a rootless engine) gets `userxattr`
+    /// whiteouts, skipped devices and chown within its mapping; any other
+    /// user `userxattr` whiteouts, devices skipped, no chown.
     pub fn for_current_user() -> Self {
         if rustix::process::geteuid().is_root() {
-            Self::default()
+            if in_user_namespace() {
+                Self {
+                    whiteouts: WhiteoutFormat::UserXattr,
+                    devices: DevicePolicy::Skip,
+                    ..Self::default()
+                }
+            } else {
+                Self::default()
+            }
         } else {
             Self {
                 whiteouts: WhiteoutFormat::UserXattr,

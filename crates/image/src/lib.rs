@@ -22,6 +22,6 @@ pub mod oci_layout;
 pub mod store;
 
 pub use digest::Digest;
-pub use layer::{LayerError, UnpackOptions};
+pub use layer::{in_user_namespace, LayerError, UnpackOptions};
 pub use oci_layout::{commit_image, snapshot, LayoutError};
 pub use store::{Store, StoreError};

@@ -119,7 +119,9 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
     };
 
     let linux = spec.linux().as_ref();
-    let rootless = !rustix::process::geteuid().is_root();
+    // Root inside a user namespace (a rootless engine's) is rootless too:
+    // the host's cgroups are not its to write.
+    let rootless = !rustix::process::geteuid().is_root() || crate::namespaces::in_user_namespace();
     let cg_path = linux
         .and_then(|l| l.cgroups_path().as_ref())
         .map(|p| p.to_string_lossy().into_owned())

@@ -207,7 +207,9 @@ fn setup(args: InitArgs<'_>) -> StepResult<Infallible> {
             RuntimeError::Other("a mount namespace is required".into()),
         ));
     }
-    let in_user_ns = plan.has(LinuxNamespaceType::User);
+    // A new user namespace, or one the runtime already runs in (a
+    // rootless engine's): no mknod, no host-root-only mounts.
+    let in_user_ns = plan.has(LinuxNamespaceType::User) || crate::namespaces::in_user_namespace();
     rootfs::prepare_root(linux.and_then(|l| l.rootfs_propagation().as_deref()))
         .step("setting rootfs propagation")?;
     rootfs::bind_rootfs(&args.rootfs).step("binding the rootfs")?;

@@ -209,6 +209,13 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
     })
 }
 
+/// Whether this process runs in a user namespace other than the initial
+/// one (its uid map is not the identity over all ids).
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+}
+
 /// Write uid/gid maps for `pid`: directly as root, through
 /// newuidmap/newgidmap otherwise (or when a direct write is refused and the
 /// helpers exist).

@@ -197,7 +197,7 @@ impl Engine {
         Ok(barge_image::snapshot(
             &self.store,
             &rec.image_id,
-            &barge_image::UnpackOptions::default(),
+            &barge_image::UnpackOptions::for_current_user(),
         )?)
     }
 
@@ -226,10 +226,15 @@ impl Engine {
             ("lowerdir", lower.as_str()),
             ("upperdir", upper_s.as_str()),
             ("workdir", work_s.as_str()),
-            ("redirect_dir", "off"),
-            ("metacopy", "off"),
         ] {
             m::fsconfig_set_string(&fs, k, v).map_err(io_err(format!("{}: {k}={v}", ctx())))?;
+        }
+        for opt in super::lifecycle::overlay_extra_options().split(',') {
+            match opt.split_once('=') {
+                Some((k, v)) => m::fsconfig_set_string(&fs, k, v),
+                None => m::fsconfig_set_flag(&fs, opt),
+            }
+            .map_err(io_err(format!("{}: {opt}", ctx())))?;
         }
         m::fsconfig_create(&fs).map_err(io_err(ctx()))?;
         m::fsmount(

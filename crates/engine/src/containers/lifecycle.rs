@@ -632,7 +632,7 @@ impl Engine {
         let lowers = barge_image::snapshot(
             &self.store,
             &rec.image_id,
-            &barge_image::UnpackOptions::default(),
+            &barge_image::UnpackOptions::for_current_user(),
         )?;
         let upper = cdir.join("upper");
         let work = cdir.join("work");
@@ -647,11 +647,13 @@ impl Engine {
             .collect::<Vec<_>>()
             .join(":");
         // redirect_dir and metacopy off: an upper directory written with
-        // them cannot be turned into a layer (commit) or listed (diff).
+        // them cannot be turned into a layer (commit) or listed (diff). In
+        // a user namespace, `userxattr` (which implies both) instead.
         let data = format!(
-            "lowerdir={lower},upperdir={},workdir={},redirect_dir=off,metacopy=off",
+            "lowerdir={lower},upperdir={},workdir={},{}",
             upper.display(),
-            work.display()
+            work.display(),
+            overlay_extra_options()
         );
         let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
         let data = std::ffi::CString::new(data)
@@ -665,8 +667,13 @@ impl Engine {
         )
         .map_err(|e| EngineError::Io {
             context: format!(
-                "mounting the overlay root filesystem at {}",
-                rootfs.display()
+                "mounting the overlay root filesystem at {}{}",
+                rootfs.display(),
+                if crate::rootless::is_rootless() {
+                    " (rootless: the kernel must allow overlay mounts in a user namespace, Linux 5.11 or later)"
+                } else {
+                    ""
+                }
             ),
             source: e.into(),
         })?;
@@ -1436,5 +1443,16 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", d.path().join("etc/passwd")).unwrap();
         assert!(resolve_user(d.path(), "root").is_err());
         assert!(read_in_root(d.path(), "etc/passwd").is_none());
+    }
+}
+
+/// The overlay options after the directories: `userxattr` in a user
+/// namespace (the `trusted.` xattrs and `redirect_dir`/`metacopy` options
+/// need root on the host), else `redirect_dir=off,metacopy=off`.
+pub fn overlay_extra_options() -> &'static str {
+    if barge_image::in_user_namespace() {
+        "userxattr"
+    } else {
+        "redirect_dir=off,metacopy=off"
     }
 }

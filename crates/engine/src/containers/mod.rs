@@ -40,21 +40,15 @@ pub struct Paths {
 }
 
 impl Paths {
-    /// Defaults: `/var/lib/barge/storage` and `/run/barge` for root.
+    /// Defaults: `/var/lib/barge/storage` and `/run/barge` for root; for
+    /// a rootless user `~/.local/share/barge/storage` and the user's
+    /// run directory (see [`crate::rootless`]).
     pub fn new(root: Option<PathBuf>, runroot: Option<PathBuf>) -> Self {
-        let root = root.unwrap_or_else(barge_image::Store::default_root);
-        let runroot = runroot.unwrap_or_else(|| {
-            if rustix::process::geteuid().is_root() {
-                if root == barge_image::Store::default_root() {
-                    PathBuf::from("/run/barge")
-                } else {
-                    root.join("run")
-                }
-            } else {
-                std::env::var_os("XDG_RUNTIME_DIR")
-                    .filter(|v| !v.is_empty())
-                    .map_or_else(|| root.join("run"), |d| PathBuf::from(d).join("barge"))
-            }
+        let root = root.unwrap_or_else(crate::rootless::default_root);
+        let runroot = runroot.unwrap_or_else(|| match crate::rootless::rootless_uid() {
+            Some(uid) => crate::rootless::run_dir(uid),
+            None if root == crate::rootless::default_root() => PathBuf::from("/run/barge"),
+            None => root.join("run"),
         });
         Self { root, runroot }
     }
