@@ -187,6 +187,9 @@ pub struct RunArgs {
     /// `seccomp-intercept=mknod,mount,setxattr`, `seccomp-intercept.mount.allowed=TYPES`).
     #[arg(long = "security-opt")]
     security_opt: Vec<String>,
+    /// User namespace mode: host, keep-id (rootless) or auto[:size=N].
+    #[arg(long)]
+    userns: Option<String>,
     /// User namespace uid mapping `CONTAINER:HOST:SIZE` (repeatable).
     #[arg(long = "uidmap")]
     uidmap: Vec<String>,
@@ -784,6 +787,17 @@ fn create_options(a: &mut RunArgs) -> Result<CreateOptions> {
             bail!("invalid --cpus {c}: must be positive");
         }
     }
+    let limits: Vec<&str> = [
+        (a.memory.is_some(), "--memory"),
+        (a.cpus.is_some(), "--cpus"),
+        (a.pids_limit.is_some(), "--pids-limit"),
+    ]
+    .into_iter()
+    .filter_map(|(set, flag)| set.then_some(flag))
+    .collect();
+    if let (false, Some(note)) = (limits.is_empty(), barge_engine::rootless::limits_note()) {
+        eprintln!("WARN: {}: {note}", limits.join(", "));
+    }
     let pull = match a.pull.as_str() {
         "missing" => PullPolicy::Missing,
         "always" => PullPolicy::Always,
@@ -858,7 +872,18 @@ fn create_options(a: &mut RunArgs) -> Result<CreateOptions> {
 }
 
 fn run_container(e: &mut Engine, mut a: RunArgs, start: bool) -> Result<()> {
-    let opts = create_options(&mut a)?;
+    let mut opts = create_options(&mut a)?;
+    if barge_engine::rootless::is_rootless() && !a.uidmap.is_empty() {
+        return Err(exit_with(EngineError::NotSupported(
+            "rootless: --uidmap (a container root that is a subordinate id cannot bind its \
+             rootfs yet; use --userns=keep-id)"
+                .into(),
+        )));
+    }
+    if let Some(mode) = a.userns.as_deref() {
+        let mode = barge_engine::containers::userns::UsernsMode::parse(mode)?;
+        e.apply_userns_mode(mode, &mut opts.config)?;
+    }
     if a.replace {
         if let Some(n) = &a.name {
             match e.remove(n, true, false) {

@@ -19,6 +19,30 @@ pub enum TopCommand {
     Info(InfoArgs),
     /// Display the barge version information.
     Version(InfoArgs),
+    /// Run a command inside the rootless user's namespaces (as root there).
+    Unshare(UnshareArgs),
+    /// A rootless container's port forwarder (started by the engine).
+    #[command(name = "__port-forward", hide = true)]
+    PortForward(PortForwardArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct UnshareArgs {
+    /// The command and its arguments (default: $SHELL or /bin/sh).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PortForwardArgs {
+    /// The network namespace holding the container's address.
+    #[arg(long)]
+    netns: PathBuf,
+    /// Where to write the relaying process's pid.
+    #[arg(long)]
+    pid_file: PathBuf,
+    /// `HOSTIP:HOSTPORT:CTRIP:CTRPORT`.
+    forwards: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -65,6 +89,15 @@ pub(crate) fn run(
 ) -> Result<()> {
     match cmd {
         TopCommand::Version(a) => version(a.format.as_deref()),
+        TopCommand::Unshare(a) => unshare(&a.command),
+        TopCommand::PortForward(a) => {
+            let forwards = a
+                .forwards
+                .iter()
+                .map(|f| barge_engine::portfwd::Forward::parse(f))
+                .collect::<Result<Vec<_>, _>>()?;
+            barge_engine::portfwd::run(&a.netns, &a.pid_file, &forwards)
+        }
         TopCommand::Info(a) | TopCommand::System(SystemCommand::Info(a)) => {
             let mut e = crate::containers::engine(root, runroot)?;
             let info = e.info()?;
@@ -265,4 +298,27 @@ mod tests {
         assert_eq!(v["Host"]["Kernel"], "6.1");
         assert_eq!(v["host"]["kernel"], "6.1");
     }
+}
+
+/// `barge unshare`: podman's, for looking at a rootless user's storage
+/// with the ids the containers see. The namespaces are already joined
+/// (see `main`); root has nothing to enter.
+fn unshare(command: &[String]) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    if !barge_engine::rootless::is_rootless() {
+        anyhow::bail!("please use unshare with rootless");
+    }
+    let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into());
+    let (prog, args) = match command.split_first() {
+        Some((p, a)) => (p.clone(), a.to_vec()),
+        None => (shell, Vec::new()),
+    };
+    let err = std::process::Command::new(&prog).args(&args).exec();
+    eprintln!("Error: running {prog}: {err}");
+    Err(crate::Exit(if err.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    })
+    .into())
 }

@@ -28,6 +28,7 @@ pub mod kube;
 mod layer_stream;
 pub mod networks;
 pub mod pods;
+pub mod portfwd;
 pub mod rootless;
 pub mod system;
 pub mod template;

@@ -209,32 +209,37 @@ impl Engine {
         // way: take the first `bargeN` that no network of this root uses and
         // that this call could create (exclusive creation; an existing link
         // belongs to someone else).
-        let mut bridge = None;
-        for i in 1..10_000 {
-            let b = format!("barge{i}");
-            if existing.iter().any(|e| e.bridge == b) || barge_net::bridge_exists(&b)? {
-                continue;
+        let existing_bridges: Vec<String> = existing.iter().map(|e| e.bridge.clone()).collect();
+        let bridge = crate::rootless::in_bridge_netns(|| {
+            let mut bridge = None;
+            for i in 1..10_000 {
+                let b = format!("barge{i}");
+                if existing_bridges.contains(&b) || barge_net::bridge_exists(&b)? {
+                    continue;
+                }
+                let spec = barge_net::BridgeSpec {
+                    name: b.clone(),
+                    gateway,
+                    prefix_len: subnet.prefix_len(),
+                    mtu: 0,
+                };
+                if barge_net::ensure_bridge(&spec)? {
+                    bridge = Some(b);
+                    break;
+                }
             }
-            let spec = barge_net::BridgeSpec {
-                name: b.clone(),
-                gateway,
-                prefix_len: subnet.prefix_len(),
-                mtu: 0,
-            };
-            if barge_net::ensure_bridge(&spec)? {
-                bridge = Some(b);
-                break;
+            let bridge = bridge.ok_or_else(|| {
+                EngineError::Invalid("no free bridge name barge1..barge9999".into())
+            })?;
+            if let Err(e) = barge_net::ensure_network_firewall(&barge_net::NetworkFirewall {
+                bridge: bridge.clone(),
+                subnet,
+            }) {
+                let _ = barge_net::remove_bridge(&bridge);
+                return Err(e.into());
             }
-        }
-        let bridge = bridge
-            .ok_or_else(|| EngineError::Invalid("no free bridge name barge1..barge9999".into()))?;
-        if let Err(e) = barge_net::ensure_network_firewall(&barge_net::NetworkFirewall {
-            bridge: bridge.clone(),
-            subnet,
-        }) {
-            let _ = barge_net::remove_bridge(&bridge);
-            return Err(e.into());
-        }
+            Ok(bridge)
+        })?;
         let rec = NetworkRecord {
             id: crate::containers::random_id(),
             name: name.clone(),
@@ -252,8 +257,7 @@ impl Engine {
             .db
             .write(|tx| tx.insert(Table::Networks, &name, None, &rec));
         if !matches!(inserted, Ok(Inserted::Yes)) {
-            let _ = barge_net::remove_network_firewall(&rec.bridge);
-            let _ = barge_net::remove_bridge(&rec.bridge);
+            let _ = remove_bridge_and_firewall(&rec.bridge);
             inserted?;
             return Err(EngineError::Invalid(format!(
                 "network name {name} already used: network already exists"
@@ -295,8 +299,7 @@ impl Engine {
                 self.remove(&u, true, false)?;
             }
         }
-        let _ = barge_net::remove_network_firewall(&rec.bridge);
-        let _ = barge_net::remove_bridge(&rec.bridge);
+        let _ = remove_bridge_and_firewall(&rec.bridge);
         let n = rec.name.clone();
         self.db.write(|tx| {
             tx.delete(Table::Networks, &n)?;
@@ -533,7 +536,7 @@ fn plug_at(
 ) -> Result<Attachment> {
     let subnet = n.subnet()?;
     let gateway = n.gateway()?;
-    let plugged = (|| {
+    let plugged = crate::rootless::in_bridge_netns(|| {
         let created = barge_net::ensure_bridge(&barge_net::BridgeSpec {
             name: n.bridge.clone(),
             gateway,
@@ -557,7 +560,8 @@ fn plug_at(
             mac: None,
             default_route: ifname == "eth0",
         })
-    })();
+        .map_err(EngineError::from)
+    });
     match plugged {
         Ok(report) => Ok(Attachment {
             ip: ip.to_string(),
@@ -621,10 +625,16 @@ pub fn plumb_container(e: &mut Engine, rec: &ContainerRecord, setup: &NetSetup) 
     let Some(netns) = setup.netns.clone() else {
         return Ok(());
     };
+    let rootless = crate::rootless::is_rootless();
     let mut attachments = BTreeMap::new();
     for (i, (n, ip)) in setup.plan.iter().enumerate() {
         let att = plug_at(e, &rec.id, &netns, n, &format!("eth{i}"), *ip)?;
         attachments.insert(n.name.clone(), att);
+        if i == 0 && rootless && !rec.config.ports.is_empty() {
+            // After leaving the bridge namespace: the forwarder must bind
+            // on the host.
+            continue;
+        }
         if i == 0 && !rec.config.ports.is_empty() {
             let requested: Vec<barge_net::PortMapping> = rec
                 .config
@@ -663,8 +673,68 @@ pub fn plumb_container(e: &mut Engine, rec: &ContainerRecord, setup: &NetSetup) 
             })?;
         }
     }
+    if let (true, Some((_, ip))) = (rootless && !rec.config.ports.is_empty(), setup.plan.first()) {
+        forward_ports(e, rec, *ip)?;
+    }
     e.modify(&rec.id, |r| {
         r.state.networks = attachments;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Removes a network's firewall and bridge (best effort).
+fn remove_bridge_and_firewall(bridge: &str) -> Result<()> {
+    crate::rootless::in_bridge_netns(|| {
+        let _ = barge_net::remove_network_firewall(bridge);
+        let _ = barge_net::remove_bridge(bridge);
+        Ok(())
+    })
+}
+
+/// A rootless container's published ports on a user network: relayed by
+/// a forwarder process (see [`crate::portfwd`]); TCP only.
+fn forward_ports(e: &mut Engine, rec: &ContainerRecord, ip: Ipv4Addr) -> Result<()> {
+    let uid = crate::rootless::rootless_uid().unwrap_or(0);
+    let mut forwards = Vec::new();
+    for p in &rec.config.ports {
+        if p.protocol == "udp" {
+            return Err(EngineError::NotSupported(format!(
+                "rootless: publishing UDP port {} on a user network (use --network pasta)",
+                p.container_port
+            )));
+        }
+        let host_ip = if p.host_ip.is_empty() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            p.host_ip
+                .trim_matches(['[', ']'])
+                .parse()
+                .map_err(|_| EngineError::Invalid(format!("invalid host IP {:?}", p.host_ip)))?
+        };
+        for k in 0..p.range.max(1) {
+            forwards.push(crate::portfwd::Forward {
+                host_ip,
+                host_port: if p.host_port == 0 { 0 } else { p.host_port + k },
+                container_ip: ip,
+                container_port: p.container_port + k,
+            });
+        }
+    }
+    let run_dir = e.paths.container_run_dir(&rec.id);
+    crate::portfwd::stop(&run_dir);
+    let bound = crate::portfwd::start(&run_dir, &crate::rootless::user_netns(uid)?, &forwards)?;
+    let mut assigned = rec.config.ports.clone();
+    let mut next = bound.iter();
+    for p in &mut assigned {
+        let first = next.next().copied().unwrap_or(p.host_port);
+        for _ in 1..p.range.max(1) {
+            next.next();
+        }
+        p.host_port = first;
+    }
+    e.modify(&rec.id, |r| {
+        r.config.ports.clone_from(&assigned);
         Ok(())
     })?;
     Ok(())
@@ -793,7 +863,10 @@ impl Engine {
                     rec.name, n.name
                 )));
             }
-            barge_net::detach_interface(&rec.id, &ifname)?;
+            let id = rec.id.clone();
+            crate::rootless::in_bridge_netns(|| {
+                barge_net::detach_interface(&id, &ifname).map_err(EngineError::from)
+            })?;
         }
         if let Some(a) = rec.state.networks.get(&n.name) {
             release_claim(&n.bridge, &a.ip, &rec.id);
@@ -841,11 +914,15 @@ fn firewall_ready(bridge: &str) -> bool {
 
 /// Detaches a container from its networks (best effort, idempotent).
 pub fn detach_container(e: &mut Engine, rec: &ContainerRecord) {
+    crate::portfwd::stop(&e.paths.container_run_dir(&rec.id));
+    let rootless = crate::rootless::is_rootless();
     let current: Option<ContainerRecord> = e.db.get(Table::Containers, &rec.id).ok().flatten();
     let rec = current.as_ref().unwrap_or(rec);
     let recorded = rec.state.networks.values().any(|a| ifname_of(a) == "eth0")
         && rec.config.ports.iter().all(|p| p.host_port != 0);
-    if !rec.config.ports.is_empty() && !recorded {
+    if rootless {
+        // Published through the forwarder stopped above, not nftables.
+    } else if !rec.config.ports.is_empty() && !recorded {
         // A start killed between publishing and recording the ports (or
         // the address): find the elements by the container id instead.
         let _ = barge_net::unpublish_container(&rec.id);
@@ -880,7 +957,9 @@ pub fn detach_container(e: &mut Engine, rec: &ContainerRecord) {
             .any(|o| o.id != rec.id && o.network() == NetworkMode::Container(rec.id.clone()))
     });
     if shared {
-        let _ = barge_net::detach(&rec.id);
+        let id = rec.id.clone();
+        let _ =
+            crate::rootless::in_bridge_netns(|| barge_net::detach(&id).map_err(EngineError::from));
     }
     let _ = barge_net::Netns::remove(e.paths.netns_dir().join(&rec.id));
     if let NetworkMode::Bridge(nets) = rec.network() {

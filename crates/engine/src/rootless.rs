@@ -24,6 +24,9 @@ use std::path::{Path, PathBuf};
 /// namespace on behalf of an unprivileged user.
 pub const ROOTLESS_UID_ENV: &str = "_BARGE_ROOTLESS_UID";
 
+/// Set (to the user's gid) beside [`ROOTLESS_UID_ENV`].
+pub const ROOTLESS_GID_ENV: &str = "_BARGE_ROOTLESS_GID";
+
 /// Entering the user's namespaces failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RootlessError {
@@ -83,6 +86,18 @@ pub fn rootless_uid() -> Option<u32> {
         return Some(euid.as_raw());
     }
     std::env::var(ROOTLESS_UID_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+}
+
+/// The unprivileged user's primary gid (inside its namespace too).
+pub fn rootless_gid() -> Option<u32> {
+    rootless_uid()?;
+    let egid = rustix::process::getegid();
+    if !rustix::process::geteuid().is_root() {
+        return Some(egid.as_raw());
+    }
+    std::env::var(ROOTLESS_GID_ENV)
         .ok()
         .and_then(|v| v.parse().ok())
 }
@@ -201,6 +216,7 @@ pub fn enter() -> Result<(), RootlessError> {
         return Ok(());
     }
     let uid = euid.as_raw();
+    let gid = rustix::process::getegid().as_raw();
     let dir = run_dir(uid);
     create_private_dir(&dir)?;
     let lock_path = dir.join("pause.lock");
@@ -225,8 +241,9 @@ pub fn enter() -> Result<(), RootlessError> {
     };
     join(pid)?;
     drop(lock);
-    // Still single-threaded: children and later code see the user's uid.
+    // Still single-threaded: children and later code see the user's ids.
     std::env::set_var(ROOTLESS_UID_ENV, uid.to_string());
+    std::env::set_var(ROOTLESS_GID_ENV, gid.to_string());
     Ok(())
 }
 
@@ -401,6 +418,121 @@ fn join(pid: i32) -> Result<(), RootlessError> {
         let _ = std::env::set_current_dir(cwd);
     }
     Ok(())
+}
+
+/// The network namespace of a rootless user's bridges (one per user,
+/// `RUNDIR/netns/rootless`): the host's namespace is not the user's to
+/// change, so bridges, veths and firewall rules of user networks live
+/// there, and containers on them reach each other (and resolve each other
+/// through their hosts files) as on root's bridges. `pasta` links it to
+/// the host for outbound traffic when it is installed.
+pub fn user_netns(uid: u32) -> Result<PathBuf, crate::error::EngineError> {
+    use crate::error::EngineError;
+    let dir = run_dir(uid).join("netns");
+    let path = dir.join("rootless");
+    if crate::networks::netns_exists(&path) {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(EngineError::io(format!("creating {}", dir.display())))?;
+    let lock_path = dir.join("rootless.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(EngineError::io(format!("opening {}", lock_path.display())))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| EngineError::io(format!("locking {}", lock_path.display()))(e.into()))?;
+    if crate::networks::netns_exists(&path) {
+        return Ok(path);
+    }
+    let _ = barge_net::Netns::remove(&path);
+    barge_net::Netns::create(&path)?;
+    start_uplink(&path, &dir.join("rootless.pasta.pid"));
+    Ok(path)
+}
+
+/// Links the user's bridge namespace to the host through pasta (outbound
+/// only; published ports use [`crate::networks`]' forwarders). Best
+/// effort: without pasta, containers on user networks still reach each
+/// other.
+fn start_uplink(netns: &Path, pid_file: &Path) {
+    let started = std::process::Command::new("pasta")
+        .args([
+            "--config-net",
+            "--quiet",
+            "-t",
+            "none",
+            "-u",
+            "none",
+            "-T",
+            "none",
+            "-U",
+            "none",
+        ])
+        .arg("--pid")
+        .arg(pid_file)
+        .arg("--netns")
+        .arg(netns)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output();
+    match started {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => tracing::warn!(
+            stderr = %String::from_utf8_lossy(&o.stderr).trim(),
+            "rootless: pasta for the bridge namespace failed; user networks have no outbound access"
+        ),
+        Err(e) => {
+            tracing::debug!(error = %e, "rootless: no pasta; user networks have no outbound access")
+        }
+    }
+}
+
+/// Why a rootless container runs without resource limits (`None` for
+/// root): the note printed once when a limit flag is given.
+pub fn limits_note() -> Option<String> {
+    let uid = rootless_uid()?;
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    Some(if v2 {
+        format!(
+            "rootless: resource limits are ignored (barge does not yet create containers in a cgroup v2 subtree delegated to uid {uid})"
+        )
+    } else {
+        format!(
+            "rootless: resource limits are ignored (this host has cgroup v1 controllers, which are never delegated to uid {uid})"
+        )
+    })
+}
+
+/// Stops the pasta of the user's bridge namespace (`system reset`).
+pub fn stop_uplink(uid: u32) {
+    let file = run_dir(uid).join("netns/rootless.pasta.pid");
+    if let Some(pid) = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", pid.as_raw_nonzero()))
+            .unwrap_or_default();
+        if comm.trim() == "pasta" {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+    }
+    let _ = std::fs::remove_file(file);
+}
+
+/// Runs `f` where the bridges are: for a rootless user on a thread inside
+/// [`user_netns`], for root right here (bridges are the host's).
+pub fn in_bridge_netns<T: Send>(
+    f: impl FnOnce() -> Result<T, crate::error::EngineError> + Send,
+) -> Result<T, crate::error::EngineError> {
+    match rootless_uid() {
+        None => f(),
+        Some(uid) => barge_net::Netns::run_in(user_netns(uid)?, f)?,
+    }
 }
 
 #[cfg(test)]

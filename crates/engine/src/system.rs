@@ -195,10 +195,16 @@ impl Engine {
         // ports of these containers, namespace mounts, overlay mounts.
         let known: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
         let netns_dir = self.paths.netns_dir();
-        let _ = barge_net::cleanup_orphans(
-            |id| !known.contains(id),
-            netns_dir.exists().then_some(netns_dir.as_path()),
-        );
+        let _ = crate::rootless::in_bridge_netns(|| {
+            barge_net::cleanup_orphans(
+                |id| !known.contains(id),
+                netns_dir.exists().then_some(netns_dir.as_path()),
+            )
+            .map_err(EngineError::from)
+        });
+        if let Some(uid) = crate::rootless::rootless_uid() {
+            crate::rootless::stop_uplink(uid);
+        }
         for m in mounts_under(&[&self.paths.root, &self.paths.runroot]) {
             let _ = rustix::mount::unmount(&m, rustix::mount::UnmountFlags::DETACH);
             report.unmounted.push(m);

@@ -99,6 +99,34 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// Runs `f` on a short-lived thread inside the namespace mounted at
+    /// `path` (processes it spawns, such as `nft`, start there too); the
+    /// calling thread never changes namespace. (A thread could not always
+    /// come back: returning to the host's namespace from a user namespace
+    /// needs privileges there.)
+    pub fn run_in<T: Send, E: Send>(
+        path: impl AsRef<Path>,
+        f: impl FnOnce() -> std::result::Result<T, E> + Send,
+    ) -> Result<std::result::Result<T, E>> {
+        let path = path.as_ref();
+        let ns = std::fs::File::open(path).map_err(|e| NetError::netns(path, "open", e))?;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Network))
+                    .map_err(|e| NetError::netns(path, "setns", e.into()))?;
+                Ok(f())
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(NetError::NetnsThread {
+                    path: path.to_path_buf(),
+                })
+            })
+        })
+    }
+}
+
 /// Opens a route netlink socket inside the namespace mounted at `path`
 /// (a netlink socket stays bound to the namespace it was created in, so
 /// only the socket creation happens in the helper thread).

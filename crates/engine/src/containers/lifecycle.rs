@@ -459,7 +459,28 @@ impl Engine {
         crate::timing::mark("rootfs mounted");
         if !rec.config.uidmap.is_empty() {
             let containers = self.paths.root.join("containers");
-            super::intercept::make_traversable(&[&self.paths.root, &containers, &cdir])?;
+            let volumes = self.paths.volumes_dir();
+            let mut dirs = vec![self.paths.root.clone(), containers, cdir.clone()];
+            if volumes.exists() {
+                dirs.push(volumes);
+            }
+            // A rootless user's store sits below the user's home, which
+            // the container's own root (a subordinate id) must be able to
+            // pass through: the user's directories above the store.
+            if crate::rootless::is_rootless() {
+                use std::os::unix::fs::MetadataExt as _;
+                let me = rustix::process::geteuid().as_raw();
+                dirs.extend(
+                    self.paths
+                        .root
+                        .ancestors()
+                        .skip(1)
+                        .take_while(|d| std::fs::metadata(d).is_ok_and(|m| m.uid() == me))
+                        .map(Path::to_path_buf),
+                );
+            }
+            let refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+            super::intercept::make_traversable(&refs)?;
         }
         let net = self.setup_network(rec)?;
         crate::timing::mark("network planned");

@@ -18,6 +18,7 @@ pub mod restart;
 pub mod spec;
 pub mod stats;
 pub mod tty;
+pub mod userns;
 
 use crate::db::{Db, Inserted, Table};
 use crate::error::EngineError;
