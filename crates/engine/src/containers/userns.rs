@@ -228,7 +228,7 @@ mod tests {
             free_range(1, 65537, 1024, &[(1, 1024), (1025, 1024)]),
             Some(2049)
         );
-        assert_eq!(free_range(1, 2048, 1024, &[(1, 1024)]), Some(1025));
-        assert_eq!(free_range(1, 2048, 1024, &[(1, 1024), (1025, 1)]), None);
+        assert_eq!(free_range(1, 2049, 1024, &[(1, 1024)]), Some(1025));
+        assert_eq!(free_range(1, 2049, 1024, &[(1, 1024), (1025, 1)]), None);
     }
 }
