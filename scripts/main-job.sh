@@ -6,7 +6,9 @@
 #   2. with the engine: the busybox image imported into a private store, a
 #      container run from it, a web server published on 127.0.0.1 and
 #      fetched from the host, two containers on a user network reaching each
-#      other by name, exec and logs, then everything removed.
+#      other by name, exec and logs, then everything removed;
+#   3. (step 4 in the output) rootless: the unprivileged user barge-rootless imports the image and
+#      runs a container and a pod from it.
 # Env: RUNTIME=path (default target/release/barge-runtime; any runc-compatible
 #      runtime works, e.g. RUNTIME=runc), SKIP_BUILD=1 to reuse existing builds.
 set -euo pipefail
@@ -115,10 +117,33 @@ echo "host fetched: $PAGE"
 [ -n "$PAGE" ] || { echo "main-job: FAIL: no page from the published port" >&2; exit 1; }
 "${B[@]}" exec web sh -c 'echo "exec in web: pid 1 is $(cat /proc/1/comm)"'
 if "${B[@]}" network create mainjob >/dev/null 2>&1; then
-    "${B[@]}" run -d --name db --network mainjob localhost/busybox sleep 60 >/dev/null
-    "${B[@]}" run --rm --network mainjob localhost/busybox ping -c 1 -W 2 db | head -2
+    "${B[@]}" run -d --name db --network mainjob localhost/busybox \
+        sh -c 'mkdir -p /www && echo "db answers by name" > /www/index.html && exec httpd -f -p 8080 -h /www' >/dev/null
+    "${B[@]}" run --rm --network mainjob localhost/busybox wget -q -O - http://db:8080/
 fi
 "${B[@]}" logs web || true
 "${B[@]}" rm -f -a >/dev/null
 "${B[@]}" network rm -f mainjob >/dev/null 2>&1 || true
+
+echo "== 4. rootless: the same image, a container and a pod run by the unprivileged user barge-rootless"
+if id -u barge-rootless >/dev/null 2>&1; then
+    RL_HOME=$(getent passwd barge-rootless | cut -d: -f6)
+    mkdir -p "$WORK/rootless"
+    chown barge-rootless: "$WORK/rootless"
+    chmod 0755 "$WORK"
+    RL=(setpriv --reuid=barge-rootless --regid=barge-rootless --init-groups
+        env HOME="$RL_HOME" XDG_RUNTIME_DIR="$WORK/rootless/xdg"
+        "$BARGE" --root "$WORK/rootless/store" --runroot "$WORK/rootless/run")
+    install -d -o barge-rootless -m 0700 "$WORK/rootless/xdg"
+    tar -C "$ROOTFS" -c . | "${RL[@]}" import - localhost/busybox >/dev/null
+    "${RL[@]}" run --rm --network none localhost/busybox sh -c 'echo "rootless container: I am $(id -un), uid_map: $(cat /proc/self/uid_map | tr -s " " | head -1)"'
+    "${RL[@]}" pod create --name rlpod >/dev/null
+    "${RL[@]}" run -d --pod rlpod --name rlweb localhost/busybox sleep 60 >/dev/null
+    "${RL[@]}" pod ps
+    "${RL[@]}" pod rm -f rlpod >/dev/null
+    "${RL[@]}" system reset -f >/dev/null 2>&1 || true
+    kill "$(cut -d' ' -f1 "$WORK/rootless/xdg/barge/pause.pid")" 2>/dev/null || true
+else
+    echo "(no user barge-rootless: scripts/install-deps.sh creates it)"
+fi
 echo "== main job OK"
