@@ -27,6 +27,7 @@ mod options;
 mod output;
 mod pods;
 mod pty;
+mod rootless_features;
 
 use barge_integration::{barge_bin, rootfs, Out};
 use std::collections::BTreeSet;
