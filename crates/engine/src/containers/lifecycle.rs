@@ -735,10 +735,16 @@ impl Engine {
         // /etc/resolv.conf
         let mut resolv = String::new();
         if rec.config.dns.is_empty() {
+            for ns in &net.nameservers {
+                let _ = writeln!(resolv, "nameserver {ns}");
+            }
             let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
             for l in host.lines() {
                 let t = l.trim();
                 if let Some(ns) = t.strip_prefix("nameserver") {
+                    if !net.nameservers.is_empty() {
+                        continue;
+                    }
                     let ns = ns.trim();
                     if ns.starts_with("127.") || ns == "::1" {
                         if matches!(rec.network(), NetworkMode::Host) {
