@@ -17,6 +17,7 @@
 # Prints the received Gbit/s of each mode and the ratio pasta/slirp4netns.
 # Only loopback traffic. The store is private, in a temporary directory.
 set -euo pipefail
+shopt -s inherit_errexit
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 SECONDS_PER_RUN=5
@@ -57,8 +58,11 @@ if [ -n "$RUN_AS" ]; then
     gid=$(id -g "$RUN_AS")
     home=$(getent passwd "$RUN_AS" | cut -d: -f6)
     xdg=/run/user/$uid
+    made_xdg=
     if [ ! -d "$xdg" ]; then
+        # What a login would have made; removed again at exit.
         install -d -m 700 -o "$uid" -g "$gid" "$xdg"
+        made_xdg=$xdg
     fi
     chown "$uid:$gid" "$WORK"
     as_user() {
@@ -79,6 +83,9 @@ cleanup() {
     set +e
     barge rm -f -t 0 nbench-pasta nbench-slirp4netns >/dev/null 2>&1
     rm -rf "$WORK"
+    if [ -n "${made_xdg:-}" ]; then
+        rm -rf "$made_xdg"
+    fi
 }
 trap cleanup EXIT
 
@@ -101,17 +108,20 @@ free_port() {
 
 # Gbit/s received through MODE's published port.
 measure() {
-    local mode=$1 port json
+    local mode=$1 port json pid
     port=$(free_port)
     barge run -d --name "nbench-$mode" --network "$mode" -p "127.0.0.1:$port:5201" \
         localhost/iperf3 iperf3 -s >/dev/null
-    # The helper accepts on the host at once; the server may not listen
-    # yet: retry a short client run until it connects.
-    for _ in $(seq 50); do
-        if as_user iperf3 -c 127.0.0.1 -p "$port" -t 0.1 >/dev/null 2>&1; then
+    # The helper accepts on the host at once, whether or not the server
+    # listens yet: wait for its listening socket (port 5201 = 0x1451,
+    # state 0A) in the container's namespace.
+    pid=$(barge inspect --format '{{.State.Pid}}' "nbench-$mode")
+    for _ in $(seq 200); do
+        if cat "/proc/$pid/net/tcp" "/proc/$pid/net/tcp6" 2>/dev/null |
+            awk '$2 ~ /:1451$/ && $4 == "0A" { f = 1 } END { exit !f }'; then
             break
         fi
-        sleep 0.1
+        sleep 0.05
     done
     json=$(as_user iperf3 -c 127.0.0.1 -p "$port" -t "$SECONDS_PER_RUN" -J) ||
         die "iperf3 through $mode failed: $(echo "$json" | jq -r '.error // empty')"

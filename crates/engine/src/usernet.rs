@@ -26,9 +26,9 @@
 //!
 //! The helper's pid is kept in the container's run directory
 //! (`pasta.pid`, `slirp4netns.pid`); [`stop`] (from the network teardown
-//! when the container stops or is removed) kills it, checking first that
-//! the pid still names a helper of this namespace, and waits until it is
-//! gone. No exit fd is used: nothing of barge lives as long as the
+//! when the container stops or is removed) signals it, checking first that
+//! the pid still names a helper of this namespace, and the teardown waits
+//! until it is gone ([`wait_gone`]) once the rest of the cleanup is done. No exit fd is used: nothing of barge lives as long as the
 //! container but the monitor, and the teardown always runs.
 
 use crate::containers::networks::NetSetup;
@@ -664,13 +664,20 @@ pub fn find_helpers(netns: &Path) -> Vec<(i32, Helper)> {
     out
 }
 
-/// Kills a helper process and waits (up to 5 s) until it is gone: SIGTERM,
-/// SIGKILL after 2 s; reaped here when it is this process's child.
-fn kill_helper(pid: i32) {
+/// Asks a helper process to exit (SIGTERM).
+fn signal_helper(pid: i32) {
+    if let Some(p) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
+    }
+}
+
+/// Waits (up to 5 s) until a signalled helper is gone, SIGKILL after 2 s;
+/// reaps it when it is this process's child. pasta takes ~50 ms to exit:
+/// the kernel unregisters its tap device.
+pub fn wait_gone(pid: i32) {
     let Some(p) = rustix::process::Pid::from_raw(pid) else {
         return;
     };
-    let _ = rustix::process::kill_process(p, rustix::process::Signal::TERM);
     let start = Instant::now();
     let mut killed = false;
     loop {
@@ -687,39 +694,46 @@ fn kill_helper(pid: i32) {
         if waited > Duration::from_secs(5) {
             return;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
-/// Stops the container's helper and removes its network namespace (best
-/// effort, idempotent).
-pub fn stop(e: &Engine, rec: &ContainerRecord) {
+/// Stops the container's helper (SIGTERM) and removes its network
+/// namespace (best effort, idempotent). Returns the pids signalled: the
+/// caller waits for them with [`wait_gone`], meanwhile doing other work.
+pub fn stop(e: &Engine, rec: &ContainerRecord) -> Vec<i32> {
     let Some(helper) = Helper::of(&rec.network()) else {
-        return;
+        return Vec::new();
     };
     let netns = e.paths.netns_dir().join(&rec.id);
-    stop_helper(helper, &e.paths.container_run_dir(&rec.id), &netns);
+    let pids = signal_helpers(helper, &e.paths.container_run_dir(&rec.id), &netns);
     let _ = barge_net::Netns::remove(&netns);
+    pids
 }
 
-/// Kills the helper serving `netns` whose pid is kept in `rundir` (found
-/// by a scan of `/proc` when the pid file is gone).
+/// Kills the helper serving `netns` and waits until it is gone.
 fn stop_helper(helper: Helper, rundir: &Path, netns: &Path) {
+    for pid in signal_helpers(helper, rundir, netns) {
+        wait_gone(pid);
+    }
+}
+
+/// Signals the helper serving `netns` whose pid is kept in `rundir`
+/// (found by a scan of `/proc` when the pid file is gone); returns the
+/// pids signalled.
+fn signal_helpers(helper: Helper, rundir: &Path, netns: &Path) -> Vec<i32> {
     let pid_file = helper.pid_file(rundir);
-    match read_pid(&pid_file) {
-        Some(pid) => {
-            if serves(pid, helper, netns) {
-                kill_helper(pid);
-            }
-        }
-        None => {
-            for (pid, _) in find_helpers(netns) {
-                kill_helper(pid);
-            }
-        }
+    let pids: Vec<i32> = match read_pid(&pid_file) {
+        Some(pid) if serves(pid, helper, netns) => vec![pid],
+        Some(_) => Vec::new(),
+        None => find_helpers(netns).into_iter().map(|(p, _)| p).collect(),
+    };
+    for pid in &pids {
+        signal_helper(*pid);
     }
     let _ = std::fs::remove_file(&pid_file);
     let _ = std::fs::remove_file(rundir.join(API_SOCKET));
+    pids
 }
 
 #[cfg(test)]

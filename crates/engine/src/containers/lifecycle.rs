@@ -327,7 +327,7 @@ impl Engine {
             .stderr(Stdio::null())
             .spawn();
         crate::timing::mark("runtime delete spawned");
-        self.teardown_network(rec);
+        let net = self.teardown_network(rec);
         crate::timing::mark("network torn down");
         let rootfs = self.paths.container_dir(&rec.id).join("rootfs");
         let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
@@ -339,6 +339,8 @@ impl Engine {
         if let Ok(mut c) = child {
             let _ = c.wait();
         }
+        net.finish();
+        crate::timing::mark("network helper gone");
         if let Some(m) = orphan_monitor {
             self.wait_orphan_monitor(rec, m);
         }

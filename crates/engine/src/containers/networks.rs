@@ -40,14 +40,36 @@ impl Engine {
         crate::networks::plumb_container(self, rec, setup)
     }
 
-    /// Tears the container's network down (best effort, idempotent).
-    pub fn teardown_network(&mut self, rec: &ContainerRecord) {
+    /// Tears the container's network down (best effort, idempotent). A
+    /// pasta or slirp4netns helper is only signalled: call
+    /// [`NetTeardown::finish`] to wait until it is gone (it takes ~50 ms to
+    /// exit, which other cleanup can overlap).
+    pub fn teardown_network(&mut self, rec: &ContainerRecord) -> NetTeardown {
         match rec.network() {
             NetworkMode::Bridge(_) => crate::networks::detach_container(self, rec),
             NetworkMode::Pasta(_) | NetworkMode::Slirp4netns(_) => {
-                crate::usernet::stop(self, rec);
+                return NetTeardown {
+                    helpers: crate::usernet::stop(self, rec),
+                };
             }
             _ => {}
+        }
+        NetTeardown::default()
+    }
+}
+
+/// What [`Engine::teardown_network`] left to wait for.
+#[derive(Debug, Default)]
+#[must_use = "finish() waits until the network helper is gone"]
+pub struct NetTeardown {
+    helpers: Vec<i32>,
+}
+
+impl NetTeardown {
+    /// Waits until the signalled helper processes are gone.
+    pub fn finish(self) {
+        for pid in self.helpers {
+            crate::usernet::wait_gone(pid);
         }
     }
 }
