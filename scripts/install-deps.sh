@@ -20,6 +20,7 @@ PACKAGES=(
     nftables passt slirp4netns iperf3
     python3 e2fsprogs wget
     sqlite3
+    passt slirp4netns iperf3
 )
 
 missing=()

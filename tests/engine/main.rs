@@ -9,7 +9,8 @@
 //! container, volume and network it made, then runs the leak checker (no
 //! mounts under the dir, no veth/netns/published port of any container id
 //! the test saw, no cgroup `/sys/fs/cgroup/*/barge/<id>`, no process whose
-//! cwd or root is under the dir).
+//! cwd or root is under the dir, no pasta/slirp4netns serving one of those
+//! containers).
 //!
 //! Tests that use bridge networking take [`net_lock`]: all `--root`s share
 //! the host's default bridge `barge0` and the user bridge names, so two
@@ -416,6 +417,9 @@ impl Env {
         for p in processes_under(self.dir.path()) {
             leaks.push(format!("process {p}"));
         }
+        for p in net_helpers(&seen) {
+            leaks.push(format!("network helper {p}"));
+        }
         leaks
     }
 
@@ -517,6 +521,41 @@ pub fn processes_under(dir: &Path) -> Vec<String> {
                     out.push(format!("{name} ({}) {what} {}", comm.trim(), t.display()));
                 }
             }
+        }
+    }
+    out
+}
+
+/// Live pasta/slirp4netns processes (pasta runs as `passt.avx2` too)
+/// whose arguments name one of `ids` (their network namespace path does).
+pub fn net_helpers(ids: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        // A zombie has no cmdline: it is gone but for its parent's wait.
+        let Ok(cmdline) = fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let argv0 = args.first().map(String::as_str).unwrap_or_default();
+        let base = argv0.rsplit('/').next().unwrap_or(argv0);
+        if !(base.starts_with("pasta") || base.starts_with("passt") || base == "slirp4netns") {
+            continue;
+        }
+        if args
+            .iter()
+            .any(|a| ids.iter().any(|id| a.contains(id.as_str())))
+        {
+            out.push(format!("{name}: {}", args.join(" ")));
         }
     }
     out

@@ -171,7 +171,8 @@ pub struct RunArgs {
     /// Publish ports (`[[IP:][HOSTPORT]:]PORT[/PROTO]`).
     #[arg(short, long = "publish", value_name = "PORTS")]
     publish: Vec<String>,
-    /// Network mode: bridge (default), none, host, container:NAME, or network names.
+    /// Network mode: bridge (default), none, host, container:NAME, pasta[:OPTIONS],
+    /// slirp4netns[:OPTIONS], or network names.
     #[arg(long, alias = "net")]
     network: Option<String>,
     /// Add capabilities.

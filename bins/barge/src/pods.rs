@@ -76,7 +76,8 @@ pub struct CreateArgs {
     /// to the default (ipc,net,uts).
     #[arg(long)]
     share: Option<String>,
-    /// Network of the pod: bridge (default), none, host, or network names.
+    /// Network of the pod: bridge (default), none, host, pasta[:OPTIONS],
+    /// slirp4netns[:OPTIONS], or network names.
     #[arg(long, alias = "net")]
     network: Option<String>,
     /// Hostname of the pod (default: its name).

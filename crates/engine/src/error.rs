@@ -67,6 +67,24 @@ pub enum EngineError {
     /// Network plumbing failed.
     #[error(transparent)]
     Network(Box<barge_net::NetError>),
+    /// A user-mode network helper (pasta, slirp4netns) is not installed.
+    #[error("--network {binary} needs {binary}, which is not in PATH: install the {package} package (apt-get install {package})")]
+    HelperMissing {
+        /// The binary (`pasta`, `slirp4netns`).
+        binary: String,
+        /// The package that ships it.
+        package: String,
+    },
+    /// A user-mode network helper failed to start or to publish a port.
+    #[error("{helper} for container {id}: {message}")]
+    HelperFailed {
+        /// The binary.
+        helper: String,
+        /// Container id.
+        id: String,
+        /// What went wrong, with the helper's own message.
+        message: String,
+    },
     /// The state database failed.
     #[error(transparent)]
     Db(Box<crate::db::DbError>),

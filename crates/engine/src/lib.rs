@@ -9,6 +9,8 @@
 //! * [`kube`]: `kube play`, `kube down`, `kube generate` (Kubernetes YAML).
 //! * [`networks`], [`volumes`]: networks and named volumes.
 //! * [`pods`]: pods (containers sharing an infra container's namespaces).
+//! * [`usernet`]: `--network pasta` and `--network slirp4netns` (user-mode
+//!   networking helpers).
 //! * [`system`]: `system prune`, `system reset`, `info`, `version`.
 //! * [`config`]: `containers.conf` defaults for new containers.
 //! * [`db`]: the SQLite state shared by every `barge` process.
@@ -33,6 +35,7 @@ pub mod rootless;
 pub mod system;
 pub mod template;
 pub mod timing;
+pub mod usernet;
 pub mod volumes;
 
 /// The network containers join by default.

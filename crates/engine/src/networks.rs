@@ -983,7 +983,7 @@ pub fn detach_container(e: &mut Engine, rec: &ContainerRecord) {
     announce(e, rec, true);
 }
 
-fn to_net_port(p: &crate::containers::PortMapping) -> Result<barge_net::PortMapping> {
+pub(crate) fn to_net_port(p: &crate::containers::PortMapping) -> Result<barge_net::PortMapping> {
     Ok(barge_net::PortMapping {
         host_ip: if p.host_ip.is_empty() {
             None
@@ -1005,7 +1005,7 @@ fn to_net_port(p: &crate::containers::PortMapping) -> Result<barge_net::PortMapp
     })
 }
 
-fn from_net_port(p: &barge_net::PortMapping) -> crate::containers::PortMapping {
+pub(crate) fn from_net_port(p: &barge_net::PortMapping) -> crate::containers::PortMapping {
     crate::containers::PortMapping {
         host_ip: p.host_ip.map(|i| i.to_string()).unwrap_or_default(),
         host_port: p.host_port,

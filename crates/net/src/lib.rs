@@ -49,7 +49,7 @@ pub use link::{
     attach, bridge_exists, detach, detach_interface, ensure_bridge, format_mac, host_ifname,
     host_ifname_for, remove_bridge, AttachReport, Attachment, BridgeSpec, ALIAS_PREFIX,
 };
-pub use netns::Netns;
+pub use netns::{netns_address, Netns, NetnsAddress};
 pub use orphans::{cleanup_orphans, leaks, Leaks, OrphanReport};
 pub use ports::{assign_host_ports, parse_port_spec, PortMapping, Protocol};
 

@@ -31,7 +31,9 @@ pub const RTM_NEWLINK: u16 = 16;
 pub const RTM_DELLINK: u16 = 17;
 pub const RTM_GETLINK: u16 = 18;
 pub const RTM_NEWADDR: u16 = 20;
+pub const RTM_GETADDR: u16 = 22;
 pub const RTM_NEWROUTE: u16 = 24;
+pub const RTM_GETROUTE: u16 = 26;
 pub const RTM_NEWNEIGH: u16 = 28;
 
 // link attributes
@@ -58,6 +60,7 @@ pub const IFA_BROADCAST: u16 = 4;
 // route attributes
 pub const RTA_OIF: u16 = 4;
 pub const RTA_GATEWAY: u16 = 5;
+pub const RTA_TABLE: u16 = 15;
 pub const RT_TABLE_MAIN: u8 = 254;
 pub const RTPROT_STATIC: u8 = 4;
 pub const RT_SCOPE_UNIVERSE: u8 = 0;
@@ -361,6 +364,8 @@ pub struct LinkInfo {
     /// RFC 2863 state (`IF_OPER_UP` = 6), set once the kernel's link
     /// watcher has processed a carrier change (qdisc and bridge port live).
     pub operstate: u8,
+    /// The hardware address, when it is an Ethernet one.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// `IF_OPER_UP`.
@@ -383,6 +388,7 @@ pub fn parse_link(payload: &[u8]) -> Option<LinkInfo> {
             IFLA_MTU => info.mtu = attr_u32(data).unwrap_or(0),
             IFLA_MASTER => info.master = attr_u32(data),
             IFLA_OPERSTATE => info.operstate = data.first().copied().unwrap_or(0),
+            IFLA_ADDRESS => info.mac = <[u8; 6]>::try_from(data).ok(),
             IFLA_LINKINFO => {
                 for (ity, idata) in attrs(data) {
                     if ity == IFLA_INFO_KIND {
@@ -433,6 +439,74 @@ pub fn dump_links(sock: &mut Socket) -> io::Result<Vec<LinkInfo>> {
         .iter()
         .filter_map(|p| parse_link(p))
         .collect())
+}
+
+/// An IPv4 address of a link, as `RTM_GETADDR` dumps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddrInfo {
+    pub index: u32,
+    pub ip: Ipv4Addr,
+    pub prefix_len: u8,
+}
+
+fn ipv4_of(data: &[u8]) -> Option<Ipv4Addr> {
+    <[u8; 4]>::try_from(data).ok().map(Ipv4Addr::from)
+}
+
+/// Every IPv4 address of the socket's namespace.
+pub fn dump_ipv4_addresses(sock: &mut Socket) -> io::Result<Vec<AddrInfo>> {
+    let mut msg = Msg::dump(RTM_GETADDR);
+    // struct ifaddrmsg: family, prefixlen, flags, scope, index
+    msg.raw(&[AF_INET, 0, 0, 0, 0, 0, 0, 0]);
+    Ok(sock
+        .call(&mut msg)?
+        .iter()
+        .filter_map(|p| {
+            if p.len() < 8 || p[0] != AF_INET {
+                return None;
+            }
+            let index = u32::from_ne_bytes([p[4], p[5], p[6], p[7]]);
+            let mut local = None;
+            let mut address = None;
+            for (ty, data) in attrs(&p[8..]) {
+                match ty {
+                    IFA_LOCAL => local = ipv4_of(data),
+                    IFA_ADDRESS => address = ipv4_of(data),
+                    _ => {}
+                }
+            }
+            Some(AddrInfo {
+                index,
+                ip: local.or(address)?,
+                prefix_len: p[1],
+            })
+        })
+        .collect())
+}
+
+/// The IPv4 default route of the main table: (gateway, output link).
+pub fn ipv4_default_route(sock: &mut Socket) -> io::Result<Option<(Option<Ipv4Addr>, u32)>> {
+    let mut msg = Msg::dump(RTM_GETROUTE);
+    msg.raw(&[AF_INET, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    Ok(sock.call(&mut msg)?.iter().find_map(|p| {
+        // struct rtmsg: family, dst_len, src_len, tos, table, protocol,
+        // scope, type, flags
+        if p.len() < 12 || p[0] != AF_INET || p[1] != 0 || p[7] != RTN_UNICAST {
+            return None;
+        }
+        let mut table = u32::from(p[4]);
+        let mut gateway = None;
+        let mut oif = None;
+        for (ty, data) in attrs(&p[12..]) {
+            match ty {
+                RTA_GATEWAY => gateway = ipv4_of(data),
+                RTA_OIF => oif = attr_u32(data),
+                RTA_TABLE => table = attr_u32(data).unwrap_or(table),
+                _ => {}
+            }
+        }
+        (table == u32::from(RT_TABLE_MAIN)).then_some((gateway, oif?))
+    }))
 }
 
 /// Deletes a link by name; a missing link is not an error.

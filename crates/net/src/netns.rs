@@ -146,3 +146,52 @@ pub(crate) fn socket_in(path: &Path) -> Result<Socket> {
         })
     })
 }
+
+/// The IPv4 configuration of a namespace's outward interface, as a
+/// user-mode network helper (pasta, slirp4netns) set it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetnsAddress {
+    /// The interface (`eth0`, `tap0`).
+    pub ifname: String,
+    /// Its first IPv4 address.
+    pub ip: std::net::Ipv4Addr,
+    /// That address's prefix length.
+    pub prefix_len: u8,
+    /// The default route's gateway, if there is one.
+    pub gateway: Option<std::net::Ipv4Addr>,
+    /// The interface's MAC address (`aa:bb:…`), empty if it has none.
+    pub mac: String,
+}
+
+/// Reads the IPv4 address of the namespace mounted at `path`: that of the
+/// default route's interface, else of the first interface other than `lo`
+/// that has one. `None` when no interface has an IPv4 address.
+pub fn netns_address(path: &Path) -> Result<Option<NetnsAddress>> {
+    let mut sock = socket_in(path)?;
+    let target = path.display().to_string();
+    let links =
+        netlink::dump_links(&mut sock).map_err(|e| NetError::netlink("list links", &*target, e))?;
+    let addrs = netlink::dump_ipv4_addresses(&mut sock)
+        .map_err(|e| NetError::netlink("list addresses", &*target, e))?;
+    let route = netlink::ipv4_default_route(&mut sock)
+        .map_err(|e| NetError::netlink("list routes", &*target, e))?;
+    let not_lo = |index: u32| links.iter().any(|l| l.index == index && l.name != "lo");
+    let chosen = route
+        .and_then(|(_, oif)| addrs.iter().find(|a| a.index == oif))
+        .or_else(|| addrs.iter().find(|a| not_lo(a.index)));
+    Ok(chosen.map(|a| {
+        let link = links.iter().find(|l| l.index == a.index);
+        NetnsAddress {
+            ifname: link.map(|l| l.name.clone()).unwrap_or_default(),
+            ip: a.ip,
+            prefix_len: a.prefix_len,
+            gateway: route
+                .filter(|(_, oif)| *oif == a.index)
+                .and_then(|(g, _)| g),
+            mac: link
+                .and_then(|l| l.mac)
+                .map(|m| crate::link::format_mac(&m))
+                .unwrap_or_default(),
+        }
+    }))
+}

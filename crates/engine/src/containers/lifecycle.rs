@@ -327,7 +327,7 @@ impl Engine {
             .stderr(Stdio::null())
             .spawn();
         crate::timing::mark("runtime delete spawned");
-        self.teardown_network(rec);
+        let net = self.teardown_network(rec);
         crate::timing::mark("network torn down");
         let rootfs = self.paths.container_dir(&rec.id).join("rootfs");
         let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
@@ -339,6 +339,8 @@ impl Engine {
         if let Ok(mut c) = child {
             let _ = c.wait();
         }
+        net.finish();
+        crate::timing::mark("network helper gone");
         if let Some(m) = orphan_monitor {
             self.wait_orphan_monitor(rec, m);
         }
@@ -763,10 +765,16 @@ impl Engine {
         // /etc/resolv.conf
         let mut resolv = String::new();
         if rec.config.dns.is_empty() {
+            for ns in &net.nameservers {
+                let _ = writeln!(resolv, "nameserver {ns}");
+            }
             let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
             for l in host.lines() {
                 let t = l.trim();
                 if let Some(ns) = t.strip_prefix("nameserver") {
+                    if !net.nameservers.is_empty() {
+                        continue;
+                    }
                     let ns = ns.trim();
                     if ns.starts_with("127.") || ns == "::1" {
                         if matches!(rec.network(), NetworkMode::Host) {

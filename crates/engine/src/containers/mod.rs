@@ -160,6 +160,12 @@ pub enum NetworkMode {
     Host,
     /// Another container's network namespace.
     Container(String),
+    /// A network namespace connected to the host by `pasta` (user-mode
+    /// networking, the passt package); the options go to pasta as given.
+    Pasta(Vec<String>),
+    /// A network namespace connected to the host by `slirp4netns`; its
+    /// options (`mtu=…`, `cidr=…`, …), see [`crate::usernet`].
+    Slirp4netns(Vec<String>),
 }
 
 impl NetworkMode {
@@ -178,7 +184,17 @@ impl NetworkMode {
                 }
                 Self::Container(c.to_string())
             }
-            s if s.starts_with("slirp4netns") || s.starts_with("pasta") || s.starts_with("ns:") => {
+            "pasta" => Self::Pasta(Vec::new()),
+            "slirp4netns" => Self::Slirp4netns(Vec::new()),
+            s if s.starts_with("pasta:") => {
+                Self::Pasta(crate::usernet::split_options(&s["pasta:".len()..]))
+            }
+            s if s.starts_with("slirp4netns:") => {
+                let opts = crate::usernet::split_options(&s["slirp4netns:".len()..]);
+                crate::usernet::SlirpOptions::parse(&opts)?;
+                Self::Slirp4netns(opts)
+            }
+            s if s.starts_with("ns:") => {
                 return Err(EngineError::NotSupported(format!("--network {s}")))
             }
             s => Self::Bridge(s.split(',').map(str::to_string).collect()),
@@ -192,7 +208,18 @@ impl NetworkMode {
             Self::None => "none".into(),
             Self::Host => "host".into(),
             Self::Container(c) => format!("container:{c}"),
+            Self::Pasta(_) => "pasta".into(),
+            Self::Slirp4netns(_) => "slirp4netns".into(),
         }
+    }
+
+    /// Whether the container gets a network namespace of its own that
+    /// barge creates under [`Paths::netns_dir`] (bridge, pasta, slirp4netns).
+    pub fn owns_netns(&self) -> bool {
+        matches!(
+            self,
+            Self::Bridge(_) | Self::Pasta(_) | Self::Slirp4netns(_)
+        )
     }
 }
 
@@ -1088,6 +1115,8 @@ impl Engine {
                 self.network_record(n)?;
             }
         }
+        // A missing pasta or slirp4netns fails here, with no record left.
+        crate::usernet::check_available(&config.network())?;
         for m in &config.mounts {
             if let MountSpec::Bind { source, .. } = m {
                 if !source.exists() {
@@ -1240,5 +1269,25 @@ mod tests {
             NetworkMode::parse("a,b").unwrap(),
             NetworkMode::Bridge(vec!["a".into(), "b".into()])
         );
+        assert_eq!(
+            NetworkMode::parse("pasta").unwrap(),
+            NetworkMode::Pasta(Vec::new())
+        );
+        assert_eq!(
+            NetworkMode::parse("pasta:-T,8080,--ipv4-only").unwrap(),
+            NetworkMode::Pasta(vec!["-T".into(), "8080".into(), "--ipv4-only".into()])
+        );
+        assert_eq!(
+            NetworkMode::parse("slirp4netns:port_handler=slirp4netns,mtu=65520").unwrap(),
+            NetworkMode::Slirp4netns(vec!["port_handler=slirp4netns".into(), "mtu=65520".into()])
+        );
+        assert_eq!(NetworkMode::parse("pasta:x").unwrap().display(), "pasta");
+        assert_eq!(
+            NetworkMode::parse("slirp4netns").unwrap().display(),
+            "slirp4netns"
+        );
+        assert!(NetworkMode::parse("slirp4netns:bogus=1").is_err());
+        assert!(NetworkMode::parse("slirp4netns:mtu=x").is_err());
+        assert!(NetworkMode::parse("ns:/x").is_err());
     }
 }

@@ -366,7 +366,7 @@ impl Engine {
                 "Ports": ports,
                 "Networks": networks,
                 "SandboxKey": match rec.network() {
-                    NetworkMode::Bridge(_) => self.paths.netns_dir().join(&rec.id).display().to_string(),
+                    m if m.owns_netns() => self.paths.netns_dir().join(&rec.id).display().to_string(),
                     _ => String::new() },
             },
             "Config": {

@@ -250,10 +250,12 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs<'_>) -> Result<Value, Engin
     match &rec.network() {
         NetworkMode::Host | NetworkMode::Container(_) => {}
         NetworkMode::None => namespaces.push(json!({"type": "network"})),
-        NetworkMode::Bridge(_) => match inp.netns {
-            Some(p) => namespaces.push(json!({"type": "network", "path": p})),
-            None => namespaces.push(json!({"type": "network"})),
-        },
+        NetworkMode::Bridge(_) | NetworkMode::Pasta(_) | NetworkMode::Slirp4netns(_) => {
+            match inp.netns {
+                Some(p) => namespaces.push(json!({"type": "network", "path": p})),
+                None => namespaces.push(json!({"type": "network"})),
+            }
+        }
     }
     for (ty, path) in &inp.join {
         namespaces.retain(|n| n["type"] != *ty);
@@ -269,7 +271,7 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs<'_>) -> Result<Value, Engin
     spec["linux"]["cgroupsPath"] = json!(format!("/barge/{}", rec.id));
     // podman's default sysctl: unprivileged ICMP sockets, so `ping` works
     // without CAP_NET_RAW (only in a network namespace of our own).
-    if matches!(rec.network(), NetworkMode::Bridge(_) | NetworkMode::None) {
+    if rec.network().owns_netns() || rec.network() == NetworkMode::None {
         spec["linux"]["sysctl"] = json!({"net.ipv4.ping_group_range": "0 0"});
     }
 
