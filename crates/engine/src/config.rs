@@ -8,7 +8,8 @@
 //!
 //! Honoured: `[containers] default_ulimits`, `log_driver`, `pids_limit`,
 //! `default_capabilities`, `env`; `[engine] runtime` (with
-//! `[engine.runtimes]` name → paths) and `[network] default_network`.
+//! `[engine.runtimes]` name → paths), `[network] default_network` and
+//! `default_rootless_network_cmd` (`pasta`, the default, or `slirp4netns`).
 //!
 //! The engine-specific keys `[engine] runtime` and
 //! `[network] default_network` are taken only from `$CONTAINERS_CONF` and
@@ -86,6 +87,7 @@ struct RawEngine {
 #[derive(Debug, Default, Deserialize)]
 struct RawNetwork {
     default_network: Option<String>,
+    default_rootless_network_cmd: Option<String>,
 }
 
 /// The merged defaults.
@@ -108,6 +110,10 @@ pub struct ContainersConf {
     pub runtime: Option<String>,
     /// `[network] default_network`.
     pub default_network: Option<String>,
+    /// `[network] default_rootless_network_cmd`: `pasta` (default) or
+    /// `slirp4netns`, a rootless user's network when `--network` is not
+    /// given.
+    pub default_rootless_network_cmd: Option<String>,
 }
 
 fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
@@ -231,6 +237,9 @@ impl ContainersConf {
                     .and_then(|paths| paths.iter().find(|p| Path::new(p).is_file()).cloned());
                 self.runtime = Some(resolved.unwrap_or(r));
             }
+            if let Some(n) = raw.network.default_rootless_network_cmd {
+                self.default_rootless_network_cmd = Some(n);
+            }
             if let Some(n) = raw.network.default_network {
                 self.default_network = Some(n);
             }
@@ -288,6 +297,13 @@ impl ContainersConf {
         if cfg.network.is_none() {
             if let Some(n) = &self.default_network {
                 cfg.network = Some(NetworkMode::Bridge(vec![n.clone()]));
+            } else if crate::rootless::is_rootless() {
+                // podman's rootless default: the container's own network
+                // namespace behind pasta (or slirp4netns).
+                cfg.network = Some(match self.default_rootless_network_cmd.as_deref() {
+                    Some("slirp4netns") => NetworkMode::Slirp4netns(Vec::new()),
+                    _ => NetworkMode::Pasta(Vec::new()),
+                });
             }
         }
     }
