@@ -277,29 +277,6 @@ fn yaml_into(v: &Value, indent: usize, out: &mut String) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn yaml_nests_maps_and_lists() {
-        let v = json!({"host": {"arch": "amd64", "cpus": 2, "list": ["a", "b"], "empty": {}},
-                       "store": {"graphRoot": "/x y", "version": "1.0"}});
-        assert_eq!(
-            yaml(&v),
-            "host:\n  arch: amd64\n  cpus: 2\n  empty: {}\n  list:\n  - a\n  - b\nstore:\n  graphRoot: /x y\n  version: \"1.0\"\n"
-        );
-    }
-
-    #[test]
-    fn template_view_capitalises() {
-        let v = template_view(&json!({"host": {"kernel": "6.1"}}));
-        assert_eq!(v["Host"]["Kernel"], "6.1");
-        assert_eq!(v["host"]["kernel"], "6.1");
-    }
-}
-
 /// `barge unshare`: podman's, for looking at a rootless user's storage
 /// with the ids the containers see. The namespaces are already joined
 /// (see `main`); root has nothing to enter.
@@ -321,4 +298,27 @@ fn unshare(command: &[String]) -> Result<()> {
         126
     })
     .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn yaml_nests_maps_and_lists() {
+        let v = json!({"host": {"arch": "amd64", "cpus": 2, "list": ["a", "b"], "empty": {}},
+                       "store": {"graphRoot": "/x y", "version": "1.0"}});
+        assert_eq!(
+            yaml(&v),
+            "host:\n  arch: amd64\n  cpus: 2\n  empty: {}\n  list:\n  - a\n  - b\nstore:\n  graphRoot: /x y\n  version: \"1.0\"\n"
+        );
+    }
+
+    #[test]
+    fn template_view_capitalises() {
+        let v = template_view(&json!({"host": {"kernel": "6.1"}}));
+        assert_eq!(v["Host"]["Kernel"], "6.1");
+        assert_eq!(v["host"]["kernel"], "6.1");
+    }
 }

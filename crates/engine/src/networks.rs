@@ -574,7 +574,7 @@ fn plug_at(
             let net = n.name.clone();
             let _ = e.db.write(|tx| tx.release_addresses(id, Some(&net)));
             release_claim(&n.bridge, &ip.to_string(), id);
-            Err(err.into())
+            Err(err)
         }
     }
 }

@@ -6,9 +6,8 @@
 //!   container root is the user's first subordinate id; the process runs
 //!   as the user unless `--user` says otherwise.
 //! - `auto[:size=N]`: a range of N ids (default 1024) that no other
-//!   container of this store uses, from the user's subordinate range
-//!   (rootless) or from the `containers` user's range in `/etc/subuid`
-//!   (root), as podman does.
+//!   container of this store uses, from the `containers` user's range in
+//!   `/etc/subuid`, as podman does (root only for now: see docs/rootless.md).
 
 use super::intercept::IdMapping;
 use super::{ContainerConfig, Engine};
@@ -144,30 +143,16 @@ impl Engine {
                 Ok(())
             }
             UsernsMode::Auto(size) => {
-                let (start, end) = match rootless::rootless_uid() {
-                    // The user's namespace: 0 is the user, 1..=count the
-                    // subordinate ids.
-                    Some(uid) => {
-                        let name = rootless::user_name(uid);
-                        let r = rootless::subid_range(Path::new("/etc/subuid"), "uid", &name, uid)
-                            .map_err(|e| EngineError::Invalid(e.to_string()))?;
-                        (1, r.count.saturating_add(1))
-                    }
-                    None => {
-                        let r = rootless::subid_range(
-                            Path::new("/etc/subuid"),
-                            "uid",
-                            "containers",
-                            u32::MAX,
-                        )
+                // Root only (refused above for rootless users): the
+                // range of the `containers` user, as podman.
+                let r =
+                    rootless::subid_range(Path::new("/etc/subuid"), "uid", "containers", u32::MAX)
                         .map_err(|e| {
                             EngineError::Invalid(format!(
                                 "--userns=auto needs the range of user \"containers\": {e}"
                             ))
                         })?;
-                        (r.start, r.start.saturating_add(r.count))
-                    }
-                };
+                let (start, end) = (r.start, r.start.saturating_add(r.count));
                 let used: Vec<(u32, u32)> = self
                     .containers()?
                     .iter()
