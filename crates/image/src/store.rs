@@ -52,6 +52,18 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+    /// The store's root is another user's (no read, write or search
+    /// permission).
+    #[error(
+        "storage root {path}: {source}: it is another user's store (every user has their own; --root chooses one)"
+    )]
+    NotAccessible {
+        /// The root.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
     /// Content did not hash to the digest it was stored or requested under.
     #[error("digest mismatch: expected {expected}, content hashes to {actual}")]
     DigestMismatch {
@@ -253,6 +265,18 @@ impl Store {
         let root = root.into();
         match fs::metadata(&root) {
             Ok(m) if m.is_dir() => {
+                use rustix::fs::Access;
+                // Another user's (a read-only file system is not refused).
+                let rwx = Access::READ_OK | Access::WRITE_OK | Access::EXEC_OK;
+                match rustix::fs::access(&root, rwx) {
+                    Err(e) if e == rustix::io::Errno::ACCESS || e == rustix::io::Errno::PERM => {
+                        return Err(StoreError::NotAccessible {
+                            path: root,
+                            source: e.into(),
+                        });
+                    }
+                    _ => {}
+                }
                 let mode = m.permissions().mode() & 0o7777;
                 if mode & 0o077 != 0 && m.uid() == rustix::process::geteuid().as_raw() {
                     // Best effort: a read-only store stays readable.
@@ -1073,5 +1097,19 @@ mod tests {
         fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
         Store::open(&open).unwrap();
         assert_eq!(mode(&open), 0o700);
+    }
+
+    #[test]
+    fn another_users_root_is_named() {
+        // The refusal itself needs another user: tests/engine/rootless.rs.
+        let e = StoreError::NotAccessible {
+            path: PathBuf::from("/var/lib/barge/storage"),
+            source: io::Error::from(io::ErrorKind::PermissionDenied),
+        }
+        .to_string();
+        assert!(
+            e.contains("/var/lib/barge/storage") && e.contains("another user's store"),
+            "{e}"
+        );
     }
 }
