@@ -221,15 +221,14 @@ pub fn enter() -> Result<(), RootlessError> {
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
         .map_err(errno(format!("locking {}", lock_path.display())))?;
     let pid_file = dir.join("pause.pid");
-    let pid = match live_pause(&pid_file) {
-        Some(pid) => pid,
-        None => {
-            let pid = start_pause(uid)?;
-            let start = start_time(pid).unwrap_or(0);
-            std::fs::write(&pid_file, format!("{pid} {start}\n"))
-                .map_err(io_err(format!("writing {}", pid_file.display())))?;
-            pid
-        }
+    let pid = if let Some(pid) = live_pause(&pid_file) {
+        pid
+    } else {
+        let pid = start_pause(uid)?;
+        let start = start_time(pid).unwrap_or(0);
+        std::fs::write(&pid_file, format!("{pid} {start}\n"))
+            .map_err(io_err(format!("writing {}", pid_file.display())))?;
+        pid
     };
     join(pid)?;
     drop(lock);
@@ -358,7 +357,7 @@ fn pause_child(up: OwnedFd, go: OwnedFd, pause: &Path) -> ! {
         .env_clear()
         .exec();
     loop {
-        std::thread::sleep(std::time::Duration::from_secs(3600));
+        std::thread::sleep(std::time::Duration::from_hours(1));
     }
 }
 

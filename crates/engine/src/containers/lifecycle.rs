@@ -1401,6 +1401,17 @@ pub fn resolve_user(rootfs: &Path, spec: &str) -> Result<(u32, u32, Vec<u32>)> {
     Ok((uid, gid, extra))
 }
 
+/// The overlay options after the directories: `userxattr` in a user
+/// namespace (the `trusted.` xattrs and `redirect_dir`/`metacopy` options
+/// need root on the host), else `redirect_dir=off,metacopy=off`.
+pub fn overlay_extra_options() -> &'static str {
+    if barge_image::in_user_namespace() {
+        "userxattr"
+    } else {
+        "redirect_dir=off,metacopy=off"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1444,16 +1455,5 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", d.path().join("etc/passwd")).unwrap();
         assert!(resolve_user(d.path(), "root").is_err());
         assert!(read_in_root(d.path(), "etc/passwd").is_none());
-    }
-}
-
-/// The overlay options after the directories: `userxattr` in a user
-/// namespace (the `trusted.` xattrs and `redirect_dir`/`metacopy` options
-/// need root on the host), else `redirect_dir=off,metacopy=off`.
-pub fn overlay_extra_options() -> &'static str {
-    if barge_image::in_user_namespace() {
-        "userxattr"
-    } else {
-        "redirect_dir=off,metacopy=off"
     }
 }
