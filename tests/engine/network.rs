@@ -1,13 +1,14 @@
 //! Networks: two containers on a user network reach each other by name; a
 //! published port serves a host-side client; `port`.
 
-use crate::{free_port, need_root, net_lock, unique, Env, IMG};
+use crate::{free_port, need_network, need_root, net_lock, unique, Env, IMG};
 use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
 #[test]
 fn user_network_resolves_names() {
     need_root!();
+    need_network!();
     let _g = net_lock();
     let env = Env::new();
     let net = unique("net");
@@ -64,6 +65,7 @@ fn user_network_resolves_names() {
 #[test]
 fn published_port_serves_host_client() {
     need_root!();
+    need_network!();
     let _g = net_lock();
     let env = Env::new();
     let name = unique("web");
