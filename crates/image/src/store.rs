@@ -258,8 +258,9 @@ impl Store {
     /// The root is mode 0700: unpacked layers hold setuid files and device
     /// nodes, and the engine's database beside them the containers'
     /// configurations (environment included), that only the store's owner
-    /// may reach. A root of ours that others may enter (as barge created
-    /// it before) is closed to them.
+    /// may reach. A root of ours that others may list or write (barge
+    /// created it 0755 before) is closed to them; search permission alone
+    /// (0711, what the engine gives user-namespaced containers) stays.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
         let root = root.into();
@@ -278,7 +279,7 @@ impl Store {
                     _ => {}
                 }
                 let mode = m.permissions().mode() & 0o7777;
-                if mode & 0o077 != 0 && m.uid() == rustix::process::geteuid().as_raw() {
+                if mode & 0o066 != 0 && m.uid() == rustix::process::geteuid().as_raw() {
                     // Best effort: a read-only store stays readable.
                     let _ = fs::set_permissions(&root, fs::Permissions::from_mode(mode & 0o7700));
                 }
@@ -1097,6 +1098,10 @@ mod tests {
         fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
         Store::open(&open).unwrap();
         assert_eq!(mode(&open), 0o700);
+        // Search permission alone (for user-namespaced containers) stays.
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o711)).unwrap();
+        Store::open(&open).unwrap();
+        assert_eq!(mode(&open), 0o711);
     }
 
     #[test]
