@@ -247,9 +247,10 @@ impl ContainersConf {
                     "private" | "bridge" => None,
                     "host" => Some(NetworkMode::Host),
                     "none" => Some(NetworkMode::None),
-                    other => return Err(invalid(format!(
-                        "netns: {other:?} is not supported: expected private, bridge, host or none"
-                    ))),
+                    other => {
+                        let msg = "is not supported: expected private, bridge, host or none";
+                        return Err(invalid(format!("netns: {other:?} {msg}")));
+                    }
                 };
             }
         }
