@@ -24,16 +24,17 @@
 //! ([`barge_integration::RootlessUser`]) while the test process stays root.
 //! The [`Env`] directory is the user's; the leak checker reads the mounts
 //! of the user's pause process (its mount namespace holds the containers'
-//! mounts) and still finds no process, mount or cgroup left (rootless
-//! barge creates no cgroups here); the pause process itself stays. Tests
+//! mounts), looks for processes by their monitor's command line (rootless
+//! barge creates no cgroups here) and still finds no process, mount or
+//! cgroup left; the pause process itself stays. Tests
 //! (or parts of tests) that need what a rootless user cannot have on this
 //! host print `SKIP (rootless): TEST: REASON` straight to stderr (visible
 //! without `--nocapture`) and return ([`skip_rootless!`], [`need_network!`],
 //! [`rootless_skips_part`]). When the user's default network does not work
 //! (probed once, [`rootless_network`]), containers get `netns = "none"`
 //! from the user's `containers.conf` and the networking tests skip.
-//! `rootless.rs` holds the isolation tests between root and the user,
-//! run in the normal (root) run.
+//! `rootless.rs` holds the isolation tests between root and the user
+//! (the test process drives both; they run in both runs).
 
 mod bad_input;
 mod kube;
@@ -181,7 +182,12 @@ pub fn rootless_network() -> Result<(), String> {
 pub fn preflight() {
     let b = barge_bin();
     assert!(b.exists(), "{} missing", b.display());
-    for helper in ["barge-runtime", "barge-monitor"] {
+    let helpers: &[&str] = if rootless().is_some() {
+        &["barge-runtime", "barge-monitor", "barge-pause"]
+    } else {
+        &["barge-runtime", "barge-monitor"]
+    };
+    for &helper in helpers {
         let p = b.with_file_name(helper);
         assert!(
             p.exists() || std::env::var_os("BARGE_RUNTIME").is_some(),
