@@ -1,6 +1,7 @@
 #!/bin/bash
 # Everything CI runs: dependencies, release build, the static checker and test
-# image, then all unit tests and the root integration suite.
+# image, then all unit tests and the root integration suite, then the engine
+# suite again as the rootless user barge-rootless.
 # Env: BARGE_RUNTIME=/path/to/runtime runs the integration suite against another
 #      runtime (e.g. $(which runc)); SKIP_DEPS=1 skips scripts/install-deps.sh.
 set -euo pipefail
@@ -32,17 +33,40 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "note: not root; the integration tests will skip (run as root for the full suite)" >&2
 fi
 log=$(mktemp)
+rl_log=$(mktemp)
 set +e
 cargo test --release --workspace --all-targets --no-fail-fast 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
-# One closing line with the totals over every test binary.
-passed=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
-failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
-rm -f "$log"
-if [ "$rc" -ne 0 ]; then
+
+# The engine suite again with every barge command run as the unprivileged
+# user barge-rootless (scripts/install-deps.sh creates it); tests of what a
+# rootless user cannot have here print `SKIP (rootless): TEST: REASON`.
+rl_rc=0
+if [ "$(id -u)" -eq 0 ] && id -u barge-rootless >/dev/null 2>&1; then
+    step "engine suite as the rootless user barge-rootless"
+    set +e
+    BARGE_TEST_ROOTLESS=barge-rootless cargo test --release -p barge-integration \
+        --test engine --no-fail-fast 2>&1 | tee "$rl_log"
+    rl_rc=${PIPESTATUS[0]}
+    set -e
+else
+    echo "note: the rootless rerun of the engine suite needs root and the user barge-rootless" >&2
+fi
+
+# One closing line with the totals over every test binary (both runs), after
+# the list of rootless skips.
+passed=$(cat "$log" "$rl_log" | grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' | awk '{s+=$4} END {print s+0}')
+failed=$(cat "$log" "$rl_log" | grep -Eo '[0-9]+ failed;' | awk '{s+=$1} END {print s+0}')
+skips=$(grep -Eo 'SKIP \(rootless\): .*' "$rl_log" | sort || true)
+nskips=$(printf '%s' "$skips" | grep -c . || true)
+echo "rootless skips: $nskips"
+if [ -n "$skips" ]; then printf '%s\n' "$skips" | sed 's/^SKIP (rootless): /  /'; fi
+rm -f "$log" "$rl_log"
+if [ "$rc" -ne 0 ] || [ "$rl_rc" -ne 0 ]; then
     echo "$passed passed, $failed failed"
-    exit "$rc"
+    if [ "$rc" -ne 0 ]; then exit "$rc"; fi
+    exit "$rl_rc"
 fi
 step "all tests passed"
 echo "$passed passed, $failed failed"

@@ -30,6 +30,140 @@ use std::time::{Duration, Instant};
 
 pub use serde_json::{json, Value};
 
+/// Set to a user name (`BARGE_TEST_ROOTLESS=barge-rootless`), the engine
+/// suite runs every `barge` command as that unprivileged user (rootless
+/// mode) while the test process stays root; see [`RootlessUser`].
+pub const ROOTLESS_ENV: &str = "BARGE_TEST_ROOTLESS";
+
+/// An unprivileged user barge runs as in rootless mode.
+///
+/// Its commands run through `setpriv --reuid --regid --init-groups env
+/// HOME=… XDG_RUNTIME_DIR=… XDG_CONFIG_HOME=… BARGE ARGS`, so they find the
+/// helpers (runtime, monitor, pause) beside the real binary. The runtime
+/// directory is the test's own (`/tmp/barge-test-run-UID-HASH`, one per
+/// `barge` binary, owned by the user, 0700): its pause process (pid file
+/// `RUNDIR/barge/pause.pid`) is shared by all tests of the run and stays
+/// when they end.
+#[derive(Debug, Clone)]
+pub struct RootlessUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+    /// `XDG_RUNTIME_DIR` of the user's commands.
+    pub runtime_dir: PathBuf,
+    /// `XDG_CONFIG_HOME` of the user's commands (for `containers.conf`).
+    pub config_home: PathBuf,
+}
+
+/// The user of a rootless run (`$BARGE_TEST_ROOTLESS`), set up on first
+/// use; `None` in a normal run. Panics when the variable names no user
+/// or when not root: a rootless run must not silently pass.
+pub fn rootless() -> Option<&'static RootlessUser> {
+    static USER: std::sync::OnceLock<Option<RootlessUser>> = std::sync::OnceLock::new();
+    USER.get_or_init(|| {
+        let name = std::env::var(ROOTLESS_ENV).ok().filter(|v| !v.is_empty())?;
+        assert!(
+            is_root(),
+            "{ROOTLESS_ENV}={name}: the test process must be root"
+        );
+        Some(RootlessUser::lookup(&name).unwrap_or_else(|e| {
+            panic!("{ROOTLESS_ENV}={name}: {e} (scripts/install-deps.sh creates barge-rootless)")
+        }))
+    })
+    .as_ref()
+}
+
+/// Name, uid, gid and home of `name` from /etc/passwd.
+pub fn passwd_entry(name: &str) -> Option<(u32, u32, PathBuf)> {
+    fs::read_to_string("/etc/passwd")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 6 && f[0] == name)
+                .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?, PathBuf::from(f[5]))))?
+        })
+}
+
+impl RootlessUser {
+    /// The user `name` with this test binary's runtime and config
+    /// directories (created, owned by the user).
+    pub fn lookup(name: &str) -> Result<Self, String> {
+        use std::hash::{Hash, Hasher};
+        let (uid, gid, home) =
+            passwd_entry(name).ok_or_else(|| format!("no user {name} in /etc/passwd"))?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        barge_bin().hash(&mut h);
+        let base = PathBuf::from(format!(
+            "/tmp/barge-test-run-{uid}-{:08x}",
+            h.finish() as u32
+        ));
+        let user = RootlessUser {
+            name: name.to_string(),
+            uid,
+            gid,
+            home,
+            runtime_dir: base.clone(),
+            config_home: base.join("config"),
+        };
+        for d in [&user.runtime_dir, &user.config_home] {
+            fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+            user.chown(d);
+        }
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&user.runtime_dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("chmod {}: {e}", user.runtime_dir.display()))?;
+        Ok(user)
+    }
+
+    /// `program` run as the user (see the type's docs); add arguments.
+    pub fn command(&self, program: &Path) -> Command {
+        self.command_with(program, &[])
+    }
+
+    /// [`Self::command`] with more environment variables (`NAME=VALUE`).
+    pub fn command_with(&self, program: &Path, vars: &[String]) -> Command {
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .arg("--init-groups")
+            .arg("env")
+            .arg("-u")
+            .arg("XDG_DATA_HOME")
+            .arg(format!("HOME={}", self.home.display()))
+            .arg(format!("USER={}", self.name))
+            .arg(format!("LOGNAME={}", self.name))
+            .arg(format!("XDG_RUNTIME_DIR={}", self.runtime_dir.display()))
+            .arg(format!("XDG_CONFIG_HOME={}", self.config_home.display()))
+            .args(vars)
+            .arg(program);
+        c
+    }
+
+    /// Makes `p` the user's (not following symlinks).
+    pub fn chown(&self, p: &Path) {
+        std::os::unix::fs::lchown(p, Some(self.uid), Some(self.gid))
+            .unwrap_or_else(|e| panic!("chown {} to {}: {e}", p.display(), self.name));
+    }
+
+    /// The user's pause process (holding its user and mount namespaces)
+    /// when it runs.
+    pub fn pause_pid(&self) -> Option<i32> {
+        let text = fs::read_to_string(self.runtime_dir.join("barge/pause.pid")).ok()?;
+        let pid: i32 = text.split_whitespace().next()?.parse().ok()?;
+        Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+    }
+
+    /// The mount table the user's containers' mounts live in: the pause
+    /// process's (empty when none runs).
+    pub fn mountinfo(&self) -> String {
+        self.pause_pid()
+            .and_then(|pid| fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok())
+            .unwrap_or_default()
+    }
+}
+
 /// Default timeout for one runtime invocation.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 

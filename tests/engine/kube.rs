@@ -3,7 +3,7 @@
 //! client; the generated YAML played again; bad files rejected with
 //! nothing created; a failure half-way rolled back.
 
-use crate::{free_port, need_root, net_lock, Env, IMG};
+use crate::{free_port, need_network, need_root, net_lock, Env, IMG};
 use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
@@ -158,6 +158,7 @@ spec:
 #[test]
 fn play_serves_on_host_port_and_down_removes_all() {
     need_root!();
+    need_network!();
     let _g = net_lock();
     let env = Env::new();
     let host_dir = env.path().join("hostdir");
@@ -228,6 +229,7 @@ fn play_serves_on_host_port_and_down_removes_all() {
 #[test]
 fn generate_round_trip() {
     need_root!();
+    need_network!();
     let _g = net_lock();
     let env = Env::new();
     let port = free_port();
@@ -364,6 +366,7 @@ spec:
 #[test]
 fn generate_from_a_container() {
     need_root!();
+    need_network!();
     let _g = net_lock();
     let env = Env::new();
     let port = free_port();

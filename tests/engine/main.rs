@@ -17,8 +17,25 @@
 //! networked tests in different roots would hand out the same addresses.
 //!
 //! Needs root, `cargo build --release -p barge -p barge-runtime -p
-//! barge-monitor -p barge-check` (or `BARGE=/path/to/barge`) and the test
-//! image.
+//! barge-monitor -p barge-check -p barge-pause` (or `BARGE=/path/to/barge`)
+//! and the test image.
+//!
+//! Rootless rerun: with `BARGE_TEST_ROOTLESS=USER` (scripts/test.sh uses
+//! `barge-rootless`) every `barge` command runs as that unprivileged user
+//! ([`barge_integration::RootlessUser`]) while the test process stays root.
+//! The [`Env`] directory is the user's; the leak checker reads the mounts
+//! of the user's pause process (its mount namespace holds the containers'
+//! mounts), looks for processes by their monitor's command line (rootless
+//! barge creates no cgroups here) and still finds no process, mount or
+//! cgroup left; the pause process itself stays. Tests
+//! (or parts of tests) that need what a rootless user cannot have on this
+//! host print `SKIP (rootless): TEST: REASON` straight to stderr (visible
+//! without `--nocapture`) and return ([`skip_rootless!`], [`need_network!`],
+//! [`rootless_skips_part`]). When the user's default network does not work
+//! (probed once, [`rootless_network`]), containers get `netns = "none"`
+//! from the user's `containers.conf` and the networking tests skip.
+//! `rootless.rs` holds the isolation tests between root and the user
+//! (the test process drives both; they run in both runs).
 
 mod bad_input;
 mod kube;
@@ -28,9 +45,10 @@ mod options;
 mod output;
 mod pods;
 mod pty;
+mod rootless;
 mod rootless_features;
 
-use barge_integration::{barge_bin, rootfs, Out};
+use barge_integration::{barge_bin, rootfs, Out, RootlessUser};
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
@@ -64,10 +82,114 @@ macro_rules! need_root {
 }
 pub(crate) use need_root;
 
+/// The user of a rootless run (`BARGE_TEST_ROOTLESS`), `None` when barge
+/// runs as root.
+pub fn rootless() -> Option<&'static RootlessUser> {
+    barge_integration::rootless()
+}
+
+/// Prints `SKIP (rootless): TEST: REASON` to the real stderr (not the
+/// test's captured output, so that the list is visible in every run).
+pub fn report_skip(reason: &str) {
+    use std::io::Write as _;
+    let current = std::thread::current();
+    let test = current.name().unwrap_or("?");
+    let line = format!("SKIP (rootless): {test}: {reason}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// In a rootless run: report the test skipped for REASON (format
+/// arguments) and return.
+macro_rules! skip_rootless {
+    ($($why:tt)+) => {
+        if $crate::rootless().is_some() {
+            $crate::report_skip(&format!($($why)+));
+            return;
+        }
+    };
+}
+pub(crate) use skip_rootless;
+
+/// Returns from the test (reported as a rootless skip) when containers
+/// get no network: in a rootless run whose user network does not work.
+macro_rules! need_network {
+    () => {
+        if let Err(why) = $crate::rootless_network() {
+            $crate::report_skip(&format!("networking: {why}"));
+            return;
+        }
+    };
+}
+pub(crate) use need_network;
+
+/// In a rootless run: reports PART of the test skipped for `reason` and
+/// returns true (the caller leaves that part out).
+pub fn rootless_skips_part(part: &str, reason: &str) -> bool {
+    if rootless().is_some() {
+        report_skip(&format!("{part}: {reason}"));
+        true
+    } else {
+        false
+    }
+}
+
+/// Like [`rootless_skips_part`] for a part that needs the container
+/// network.
+pub fn network_skips_part(part: &str) -> bool {
+    match rootless_network() {
+        Ok(()) => false,
+        Err(why) => {
+            report_skip(&format!("{part}: networking: {why}"));
+            true
+        }
+    }
+}
+
+/// Why containers have no network in this run, if they have none: in a
+/// rootless run, `barge run` with the default network is tried once; when
+/// it fails, the user's `containers.conf` gets `netns = "none"` (podman's
+/// key for the default network mode) and this returns the error.
+pub fn rootless_network() -> Result<(), String> {
+    static PROBE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let Some(user) = rootless() else {
+        return Ok(());
+    };
+    PROBE
+        .get_or_init(|| {
+            let conf_dir = user.config_home.join("containers");
+            let conf = conf_dir.join("containers.conf");
+            let _ = fs::remove_file(&conf);
+            let env = Env::with_image();
+            let o = env.run(&["run", "--rm", IMG, "true"]);
+            if o.success() {
+                return Ok(());
+            }
+            fs::create_dir_all(&conf_dir).expect("config dir");
+            fs::write(
+                &conf,
+                "# Written by the engine suite: the user's default network does not work.\n[containers]\nnetns = \"none\"\n",
+            )
+            .expect("containers.conf");
+            user.chown(&conf_dir);
+            let why = o
+                .stderr
+                .lines()
+                .find_map(|l| l.strip_prefix("Error: "))
+                .unwrap_or(o.stderr.trim());
+            Err(format!("the rootless default network does not work here ({why})"))
+        })
+        .clone()
+}
+
 pub fn preflight() {
     let b = barge_bin();
     assert!(b.exists(), "{} missing", b.display());
-    for helper in ["barge-runtime", "barge-monitor"] {
+    let helpers: &[&str] = if rootless().is_some() {
+        &["barge-runtime", "barge-monitor", "barge-pause"]
+    } else {
+        &["barge-runtime", "barge-monitor"]
+    };
+    for &helper in helpers {
         let p = b.with_file_name(helper);
         assert!(
             p.exists() || std::env::var_os("BARGE_RUNTIME").is_some(),
@@ -104,15 +226,30 @@ impl Default for Env {
 impl Env {
     /// A fresh root/runroot with the test image imported.
     pub fn new() -> Self {
+        // Containers of a rootless run get their network mode from the
+        // probe's outcome: probe first.
+        if rootless().is_some() {
+            let _ = rootless_network();
+        }
+        Self::with_image()
+    }
+
+    /// [`Self::new`] without the rootless network probe.
+    fn with_image() -> Self {
         let env = Self::empty();
-        let o = env.sh(&format!(
-            "tar -C '{}' -c . | '{}' --root '{}' --runroot '{}' import - {IMG}",
-            rootfs().display(),
-            barge_bin().display(),
-            env.root.display(),
-            env.runroot.display()
-        ));
-        assert!(o.success(), "import failed: {o:#?}");
+        let mut tar = Command::new("tar")
+            .arg("-C")
+            .arg(rootfs())
+            .args(["-c", "."])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn tar");
+        let mut c = env.cmd(&["import", "-", IMG]);
+        c.stdin(tar.stdout.take().expect("tar stdout"));
+        let o = barge_integration::run_cmd(c, TIMEOUT);
+        let tar_ok = tar.wait().is_ok_and(|s| s.success());
+        assert!(o.success() && tar_ok, "import failed: {o:#?}");
         env
     }
 
@@ -125,6 +262,9 @@ impl Env {
             .expect("tempdir");
         let root = dir.path().join("s");
         let runroot = dir.path().join("r");
+        if let Some(user) = rootless() {
+            user.chown(dir.path());
+        }
         Self {
             root,
             runroot,
@@ -139,15 +279,28 @@ impl Env {
         self.dir.path()
     }
 
-    fn sh(&self, script: &str) -> Out {
-        let mut c = Command::new("sh");
-        c.arg("-c").arg(script).stdin(Stdio::null());
-        barge_integration::run_cmd(c, TIMEOUT)
+    /// A directory `NAME` under [`Self::path`] for bind mounts that the
+    /// containers' root may write (the user's in a rootless run).
+    pub fn host_dir(&self, name: &str) -> PathBuf {
+        let d = self.path().join(name);
+        fs::create_dir(&d).expect("mkdir");
+        if let Some(user) = rootless() {
+            user.chown(&d);
+        }
+        d
+    }
+
+    /// `barge` (as the rootless user in a rootless run), no arguments.
+    pub fn barge() -> Command {
+        match rootless() {
+            Some(user) => user.command(&barge_bin()),
+            None => Command::new(barge_bin()),
+        }
     }
 
     /// `barge --root R --runroot RR ARGS`, stdin null, not run yet.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(barge_bin());
+        let mut c = Self::barge();
         c.arg("--root")
             .arg(&self.root)
             .arg("--runroot")
@@ -211,11 +364,16 @@ impl Env {
             stderr: read(&se),
             timed_out,
         };
-        let args: Vec<String> = cmd
+        // The arguments after `--runroot RR`.
+        let all: Vec<String> = cmd
             .get_args()
-            .skip(4)
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
+        let skip = all
+            .iter()
+            .position(|a| a == "--runroot")
+            .map_or(0, |i| i + 2);
+        let args = &all[skip.min(all.len())..];
         eprintln!(
             "$ barge {}\n[{}]{}\n{}{}",
             args.join(" "),
@@ -346,6 +504,10 @@ impl Env {
     }
 
     pub fn engine(&self) -> barge_engine::containers::Engine {
+        assert!(
+            rootless().is_none(),
+            "the engine library opens the store as root: not in a rootless run"
+        );
         barge_engine::containers::Engine::open(barge_engine::containers::Paths::new(
             Some(self.root.clone()),
             Some(self.runroot.clone()),
@@ -378,6 +540,14 @@ impl Env {
         {
             if l.contains(&dir) {
                 leaks.push(format!("mount: {l}"));
+            }
+        }
+        // A rootless user's mounts are in its pause process's namespace.
+        if let Some(user) = rootless() {
+            for l in user.mountinfo().lines() {
+                if l.contains(&dir) {
+                    leaks.push(format!("mount (rootless namespace): {l}"));
+                }
             }
         }
         for sub in ["containers", "volumes"] {
@@ -420,6 +590,16 @@ impl Env {
         for p in net_helpers(&seen) {
             leaks.push(format!("network helper {p}"));
         }
+        // Without cgroups the cgroup check finds no leftover process of a
+        // rootless container: look for them by their monitor (or barge)
+        // naming the directory or a container id, and its descendants.
+        if let Some(user) = rootless() {
+            let mut marks = seen;
+            marks.push(dir);
+            for p in process_trees_naming(&marks, user.pause_pid()) {
+                leaks.push(format!("process {p}"));
+            }
+        }
         leaks
     }
 
@@ -437,7 +617,7 @@ impl Env {
         }
         let vols: Vec<String> = self.volumes.lock().unwrap().drain(..).collect();
         for v in vols {
-            if !self.run(&["volume", "rm", "-f", &v]).success() {
+            if !self.run(&["volume", "rm", "-f", &v]).success() && rootless().is_none() {
                 // No `volume` command in this build: the engine library.
                 if let Err(err) = self.engine().volume_remove(&v, true) {
                     eprintln!("removing volume {v}: {err}");
@@ -446,10 +626,10 @@ impl Env {
         }
         let nets: Vec<String> = self.networks.lock().unwrap().drain(..).collect();
         if !nets.is_empty() {
-            let mut e = self.engine();
             for n in nets {
                 let o = self.run(&["network", "rm", "-f", &n]);
-                if !o.success() {
+                if !o.success() && rootless().is_none() {
+                    let mut e = self.engine();
                     if let Err(err) = e.network_remove(&n, true) {
                         eprintln!("removing network {n}: {err}");
                     }
@@ -466,14 +646,26 @@ impl Drop for Env {
         if !leaks.is_empty() {
             // Do not let one failure cascade: unmount what is left.
             let dir = self.dir.path().to_string_lossy().into_owned();
-            let mounts: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
-                .filter(|m| m.starts_with(&dir))
-                .collect();
+            let under = |info: &str| -> Vec<String> {
+                info.lines()
+                    .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+                    .filter(|m| m.starts_with(&dir))
+                    .collect()
+            };
+            let mounts = under(&fs::read_to_string("/proc/self/mountinfo").unwrap_or_default());
             for m in mounts.iter().rev() {
                 let _ = Command::new("umount").arg("-l").arg(m).status();
+            }
+            if let Some(user) = rootless() {
+                if let Some(pid) = user.pause_pid() {
+                    for m in under(&user.mountinfo()).iter().rev() {
+                        let _ = Command::new("nsenter")
+                            .arg(format!("--mount=/proc/{pid}/ns/mnt"))
+                            .args(["umount", "-l"])
+                            .arg(m)
+                            .status();
+                    }
+                }
             }
             if std::thread::panicking() {
                 eprintln!("LEAK CHECK failed: {leaks:#?}");
@@ -559,6 +751,59 @@ pub fn net_helpers(ids: &[String]) -> Vec<String> {
         }
     }
     out
+}
+
+/// Processes whose command line contains one of `marks`, with all their
+/// descendants, except `except` (the rootless user's pause process) and
+/// this test process: `PID (COMM) CMDLINE` each.
+pub fn process_trees_naming(marks: &[String], except: Option<i32>) -> Vec<String> {
+    let me = std::process::id() as i32;
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    // (pid, ppid, cmdline)
+    let procs: Vec<(i32, i32, String)> = rd
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(e.path().join("stat")).ok()?;
+            let after = &stat[stat.rfind(')')? + 2..];
+            let mut f = after.split_whitespace();
+            let state = f.next()?;
+            if state == "Z" || state == "X" {
+                return None;
+            }
+            let ppid: i32 = f.next()?.parse().ok()?;
+            let cmd = fs::read(e.path().join("cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            Some((pid, ppid, cmd.trim().to_string()))
+        })
+        .collect();
+    let mut found: Vec<i32> = procs
+        .iter()
+        .filter(|(pid, _, cmd)| {
+            *pid != me && Some(*pid) != except && marks.iter().any(|m| cmd.contains(m.as_str()))
+        })
+        .map(|(pid, _, _)| *pid)
+        .collect();
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        for (pid, ppid, _) in &procs {
+            if *ppid == parent && !found.contains(pid) && *pid != me {
+                found.push(*pid);
+            }
+        }
+        i += 1;
+    }
+    found
+        .iter()
+        .filter_map(|pid| {
+            let (_, _, cmd) = procs.iter().find(|(p, _, _)| p == pid)?;
+            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            Some(format!("{pid} ({}) {cmd}", comm.trim()))
+        })
+        .collect()
 }
 
 /// A unique name for containers/networks/volumes.

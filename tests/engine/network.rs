@@ -8,13 +8,14 @@
 //! Only loopback traffic: the host fetches from 127.0.0.1; the container
 //! sends nothing and resolves nothing.
 
-use crate::{free_port, need_root, net_helpers, net_lock, unique, Env, IMG};
+use crate::{free_port, need_network, need_root, net_helpers, net_lock, unique, Env, IMG};
 use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
 #[test]
 fn user_network_resolves_names() {
     need_root!();
+    need_network!();
     let _g = net_lock();
     let env = Env::new();
     let net = unique("net");
@@ -71,6 +72,7 @@ fn user_network_resolves_names() {
 #[test]
 fn published_port_serves_host_client() {
     need_root!();
+    need_network!();
     let _g = net_lock();
     let env = Env::new();
     let name = unique("web");

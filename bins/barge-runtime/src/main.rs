@@ -328,7 +328,9 @@ fn guard_self(bundle: Option<&Path>, exec_id: Option<&str>, root: &Path) -> Resu
                 });
             selfclone::needs_full_copy(&st.config, true)
                 || (no_userns
-                    && selfclone::any_ptrace_capable(&st.cgroup.pids().unwrap_or_default()))
+                    && selfclone::any_ptrace_capable(
+                        &container::processes(&st).unwrap_or_default(),
+                    ))
         }),
         None => barge_oci::load_config(bundle.unwrap_or(Path::new(".")))
             .is_ok_and(|spec| selfclone::needs_full_copy(&spec, false)),

@@ -7,11 +7,15 @@
 //! ones key by key. Unknown keys are ignored.
 //!
 //! Honoured: `[containers] default_ulimits`, `log_driver`, `pids_limit`,
-//! `default_capabilities`, `env`; `[engine] runtime` (with
+//! `default_capabilities`, `env`, `netns`; `[engine] runtime` (with
 //! `[engine.runtimes]` name → paths), `[network] default_network` and
 //! `default_rootless_network_cmd` (`pasta`, the default, or `slirp4netns`).
 //!
-//! The engine-specific keys `[engine] runtime` and
+//! `[containers] netns` is the network mode of a container started
+//! without `--network`: `private` or `bridge` (the default network),
+//! `host` or `none`.
+//!
+//! The engine-specific keys `[engine] runtime`, `[containers] netns` and
 //! `[network] default_network` are taken only from `$CONTAINERS_CONF` and
 //! the user's file, not from the system files: those are administered for
 //! podman (on this kind of host `/etc/containers/containers.conf` says
@@ -75,6 +79,7 @@ struct RawContainers {
     pids_limit: Option<i64>,
     default_capabilities: Option<Vec<String>>,
     env: Option<Vec<String>>,
+    netns: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -114,6 +119,9 @@ pub struct ContainersConf {
     /// `slirp4netns`, a rootless user's network when `--network` is not
     /// given.
     pub default_rootless_network_cmd: Option<String>,
+    /// `[containers] netns`: the network mode without `--network`
+    /// (`None`: a bridge on the default network).
+    pub netns: Option<NetworkMode>,
 }
 
 fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
@@ -243,6 +251,17 @@ impl ContainersConf {
             if let Some(n) = raw.network.default_network {
                 self.default_network = Some(n);
             }
+            if let Some(n) = c.netns {
+                self.netns = match n.as_str() {
+                    "private" | "bridge" => None,
+                    "host" => Some(NetworkMode::Host),
+                    "none" => Some(NetworkMode::None),
+                    other => {
+                        let msg = "is not supported: expected private, bridge, host or none";
+                        return Err(invalid(format!("netns: {other:?} {msg}")));
+                    }
+                };
+            }
         }
         self.files.push(path.to_path_buf());
         Ok(())
@@ -295,7 +314,9 @@ impl ContainersConf {
             }
         }
         if cfg.network.is_none() {
-            if let Some(n) = &self.default_network {
+            if let Some(mode) = &self.netns {
+                cfg.network = Some(mode.clone());
+            } else if let Some(n) = &self.default_network {
                 cfg.network = Some(NetworkMode::Bridge(vec![n.clone()]));
             } else if crate::rootless::is_rootless() {
                 // podman's rootless default: the container's own network
@@ -377,6 +398,47 @@ cpus = 2
         assert_eq!(c.runtime, None);
         assert_eq!(c.default_network, None);
         assert_eq!(c.log_driver.as_deref(), Some("k8s-file"));
+    }
+
+    #[test]
+    fn netns_chooses_the_mode_without_network_flag() {
+        let c = conf(
+            "[containers]\nnetns = \"none\"\n[network]\ndefault_network = \"mynet\"\n",
+            Source::User,
+        )
+        .expect("parse");
+        assert_eq!(c.netns, Some(NetworkMode::None));
+        let mut cfg = ContainerConfig::default();
+        c.apply(&mut cfg);
+        assert_eq!(cfg.network, Some(NetworkMode::None));
+        // --network wins.
+        let mut cfg = ContainerConfig {
+            network: Some(NetworkMode::Host),
+            ..ContainerConfig::default()
+        };
+        c.apply(&mut cfg);
+        assert_eq!(cfg.network, Some(NetworkMode::Host));
+        // private: the default network.
+        let c = conf(
+            "[containers]\nnetns = \"private\"\n[network]\ndefault_network = \"mynet\"\n",
+            Source::User,
+        )
+        .expect("parse");
+        let mut cfg = ContainerConfig::default();
+        c.apply(&mut cfg);
+        assert_eq!(cfg.network, Some(NetworkMode::Bridge(vec!["mynet".into()])));
+        let c = conf("[containers]\nnetns = \"host\"\n", Source::User).expect("parse");
+        assert_eq!(c.netns, Some(NetworkMode::Host));
+        // Not from podman's system files; unknown modes are errors.
+        let c = conf("[containers]\nnetns = \"none\"\n", Source::System).expect("parse");
+        assert_eq!(c.netns, None);
+        let e = conf("[containers]\nnetns = \"sometimes\"\n", Source::User)
+            .expect_err("bad mode")
+            .to_string();
+        assert!(
+            e.contains("/x/containers.conf") && e.contains("sometimes"),
+            "{e}"
+        );
     }
 
     #[test]

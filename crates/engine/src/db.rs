@@ -65,6 +65,46 @@ pub enum DbError {
         #[source]
         source: serde_json::Error,
     },
+    /// The database file could not be created or made private.
+    #[error("state database {path}: {source}")]
+    Io {
+        /// The database file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Creates `path` mode 0600 when missing (SQLite gives its `-wal` and
+/// `-shm` files the same mode), or takes group and other permissions
+/// from a file of ours that has them (and from its `-wal`/`-shm`): the
+/// records hold the containers' configurations, environment included.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let me = rustix::process::geteuid().as_raw();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let Ok(m) = std::fs::metadata(&p) else {
+            continue;
+        };
+        let mode = m.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 && m.uid() == me {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o7700))?;
+        }
+    }
+    Ok(())
 }
 
 impl From<DbError> for EngineError {
@@ -126,6 +166,10 @@ impl Db {
             path: path.to_path_buf(),
             source,
         };
+        private_file(path).map_err(|e| DbError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         // WAL lets readers run beside one writer; NORMAL sync is durable
@@ -561,5 +605,26 @@ mod tests {
             Ok::<_, DbError>(())
         })
         .unwrap();
+    }
+
+    #[test]
+    fn database_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let path = dir.path().join("s.db");
+        let mut db = Db::open(&path).unwrap();
+        let a = Rec {
+            id: "aaa".into(),
+            n: 1,
+        };
+        db.write(|tx| tx.insert(Table::Containers, "aaa", Some("one"), &a))
+            .unwrap();
+        drop(db);
+        assert_eq!(mode(&path), 0o600);
+        // One of ours readable by all (as barge made them before).
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Db::open(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
     }
 }

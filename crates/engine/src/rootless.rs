@@ -108,6 +108,14 @@ pub fn is_rootless() -> bool {
     rootless_uid().is_some()
 }
 
+/// Whether containers get cgroups (limits, `pause`, `stats`): not a
+/// rootless user's. The engine does not place them under a cgroup the
+/// user's systemd delegated (and cgroup v1 hierarchies, as on hosts in
+/// hybrid mode, are never delegated), so their runtime has none to use.
+pub fn uses_cgroups() -> bool {
+    !is_rootless()
+}
+
 /// The user's volatile directory for barge (see the module docs).
 pub fn run_dir(uid: u32) -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {

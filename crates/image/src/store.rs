@@ -52,6 +52,18 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+    /// The store's root is another user's (no read, write or search
+    /// permission).
+    #[error(
+        "storage root {path}: {source}: it is another user's store (every user has their own; --root chooses one)"
+    )]
+    NotAccessible {
+        /// The root.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
     /// Content did not hash to the digest it was stored or requested under.
     #[error("digest mismatch: expected {expected}, content hashes to {actual}")]
     DigestMismatch {
@@ -243,17 +255,42 @@ fn fsync_dir(path: &Path) -> Result<(), StoreError> {
 
 impl Store {
     /// Open (creating if needed) a store rooted at `root`.
-    /// The root is created mode 0700: unpacked layers hold setuid files
-    /// and device nodes that only the store's owner may reach.
+    /// The root is mode 0700: unpacked layers hold setuid files and device
+    /// nodes, and the engine's database beside them the containers'
+    /// configurations (environment included), that only the store's owner
+    /// may reach. A root of ours that others may list or write (barge
+    /// created it 0755 before) is closed to them; search permission alone
+    /// (0711, what the engine gives user-namespaced containers) stays.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
         let root = root.into();
-        if !root.is_dir() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&root)
-                .map_err(io_err("create directory", &root))?;
+        match fs::metadata(&root) {
+            Ok(m) if m.is_dir() => {
+                use rustix::fs::Access;
+                // Another user's (a read-only file system is not refused).
+                let rwx = Access::READ_OK | Access::WRITE_OK | Access::EXEC_OK;
+                match rustix::fs::access(&root, rwx) {
+                    Err(e) if e == rustix::io::Errno::ACCESS || e == rustix::io::Errno::PERM => {
+                        return Err(StoreError::NotAccessible {
+                            path: root,
+                            source: e.into(),
+                        });
+                    }
+                    _ => {}
+                }
+                let mode = m.permissions().mode() & 0o7777;
+                if mode & 0o066 != 0 && m.uid() == rustix::process::geteuid().as_raw() {
+                    // Best effort: a read-only store stays readable.
+                    let _ = fs::set_permissions(&root, fs::Permissions::from_mode(mode & 0o7700));
+                }
+            }
+            _ => {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&root)
+                    .map_err(io_err("create directory", &root))?;
+            }
         }
         for sub in ["blobs/sha256", "layers", "tmp"] {
             let p = root.join(sub);
@@ -1041,5 +1078,43 @@ impl<R: Read> Read for VerifyingReader<R> {
             h.update(&buf[..n]);
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn root_is_closed_to_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let fresh = dir.path().join("a/b");
+        Store::open(&fresh).unwrap();
+        assert_eq!(mode(&fresh), 0o700);
+        let open = dir.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+        Store::open(&open).unwrap();
+        assert_eq!(mode(&open), 0o700);
+        // Search permission alone (for user-namespaced containers) stays.
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o711)).unwrap();
+        Store::open(&open).unwrap();
+        assert_eq!(mode(&open), 0o711);
+    }
+
+    #[test]
+    fn another_users_root_is_named() {
+        // The refusal itself needs another user: tests/engine/rootless.rs.
+        let e = StoreError::NotAccessible {
+            path: PathBuf::from("/var/lib/barge/storage"),
+            source: io::Error::from(io::ErrorKind::PermissionDenied),
+        }
+        .to_string();
+        assert!(
+            e.contains("/var/lib/barge/storage") && e.contains("another user's store"),
+            "{e}"
+        );
     }
 }

@@ -587,7 +587,7 @@ pub fn kill(root: &Path, id: &str, signal: i32, all: bool) -> Result<(), Runtime
         });
     }
     if all {
-        return Ok(st.cgroup.kill_all(signal)?);
+        return kill_all(&st, signal);
     }
     signal_pid(st.pid, signal)?;
     if status == Status::Paused && signal == libc::SIGKILL {
@@ -664,7 +664,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), RuntimeError> {
         }
         Status::Stopped => {}
         _ => {
-            let _ = st.cgroup.kill_all(libc::SIGKILL);
+            let _ = kill_all(&st, libc::SIGKILL);
             let _ = signal_pid(st.pid, libc::SIGKILL);
             if !wait_exit(st.pid, Duration::from_secs(10)) {
                 return Err(RuntimeError::Other(format!(
@@ -676,8 +676,8 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), RuntimeError> {
     }
     // Without a pid namespace, other processes may outlive the init.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while st.cgroup.pids().is_ok_and(|p| !p.is_empty()) && Instant::now() < deadline {
-        let _ = st.cgroup.kill_all(libc::SIGKILL);
+    while processes(&st).is_ok_and(|p| !p.is_empty()) && Instant::now() < deadline {
+        let _ = kill_all(&st, libc::SIGKILL);
         std::thread::sleep(Duration::from_millis(10));
     }
     st.cgroup.destroy()?;
@@ -693,9 +693,62 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), RuntimeError> {
     std::fs::remove_dir_all(&dir).ctx(|| format!("removing {}", dir.display()))
 }
 
+/// Every process of the container: its cgroup's or, without one (rootless
+/// without cgroup delegation), the init's process tree
+/// ([`util::process_tree`]).
+pub fn processes(st: &ContainerState) -> Result<Vec<i32>, RuntimeError> {
+    if st.cgroup.is_disabled() {
+        return Ok(util::process_tree(st.pid, st.start_time));
+    }
+    Ok(st.cgroup.pids()?)
+}
+
+/// `kill --all`: through the cgroup (frozen meanwhile), or without one
+/// to each process of [`processes`] (no freezer: a process forked
+/// meanwhile may escape a signal other than SIGKILL to a pid namespace's
+/// init, which takes the whole namespace along).
+fn kill_all(st: &ContainerState, signal: i32) -> Result<(), RuntimeError> {
+    if !st.cgroup.is_disabled() {
+        return Ok(st.cgroup.kill_all(signal)?);
+    }
+    let sig = rustix::process::Signal::from_named_raw(signal)
+        .ok_or_else(|| RuntimeError::Signal(signal.to_string()))?;
+    let mut result = Ok(());
+    for pid in processes(st)? {
+        let Some(p) = rustix::process::Pid::from_raw(pid) else {
+            continue;
+        };
+        match rustix::process::kill_process(p, sig) {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+            Err(e) => {
+                result = Err(RuntimeError::io(
+                    format!(
+                        "sending signal {signal} to pid {pid} of container {}",
+                        st.id
+                    ),
+                    e.into(),
+                ));
+            }
+        }
+    }
+    result
+}
+
+/// Refuses `action` for a container without a cgroup.
+fn need_cgroup(st: &ContainerState, action: &'static str) -> Result<(), RuntimeError> {
+    if st.cgroup.is_disabled() {
+        return Err(RuntimeError::NoCgroup {
+            id: st.id.clone(),
+            action,
+        });
+    }
+    Ok(())
+}
+
 /// Freeze a running container.
 pub fn pause(root: &Path, id: &str) -> Result<(), RuntimeError> {
     let st = ContainerState::load(root, id)?;
+    need_cgroup(&st, "pause")?;
     let status = st.status(root);
     if status != Status::Running {
         return Err(RuntimeError::BadStatus {
@@ -711,6 +764,7 @@ pub fn pause(root: &Path, id: &str) -> Result<(), RuntimeError> {
 /// Thaw a paused container.
 pub fn resume(root: &Path, id: &str) -> Result<(), RuntimeError> {
     let st = ContainerState::load(root, id)?;
+    need_cgroup(&st, "resume")?;
     let status = st.status(root);
     if status != Status::Paused {
         return Err(RuntimeError::BadStatus {
@@ -784,7 +838,7 @@ fn merge_resources(mut old: LinuxResources, new: &LinuxResources) -> LinuxResour
 /// Pids of every process in the container.
 pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>, RuntimeError> {
     let st = ContainerState::load(root, id)?;
-    Ok(st.cgroup.pids()?)
+    processes(&st)
 }
 
 /// One `list` row.
@@ -846,6 +900,7 @@ pub fn stats(root: &Path, id: &str) -> Result<serde_json::Value, RuntimeError> {
             wanted: "running",
         });
     }
+    need_cgroup(&st, "events --stats")?;
     let stats = st.cgroup.stats()?;
     Ok(serde_json::json!({"type": "stats", "id": id, "data": stats}))
 }

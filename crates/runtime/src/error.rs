@@ -36,6 +36,10 @@ pub enum RuntimeError {
     State { path: PathBuf, message: String },
     #[error("unknown signal {0:?}")]
     Signal(String),
+    #[error(
+        "container {id} has no cgroup (a rootless container without cgroup delegation): {action} needs one"
+    )]
+    NoCgroup { id: String, action: &'static str },
     #[error("{0}")]
     Other(String),
 }

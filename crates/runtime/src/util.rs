@@ -45,6 +45,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcStat {
     pub state: char,
+    pub ppid: i32,
     pub start_time: u64,
 }
 
@@ -60,9 +61,73 @@ fn parse_stat(text: &str) -> Option<ProcStat> {
     let rest = &text[text.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let state = fields.first()?.chars().next()?;
+    let ppid = fields.get(1)?.parse().ok()?;
     // Field 22 overall (starttime) is index 19 after the state (field 3).
     let start_time = fields.get(19)?.parse().ok()?;
-    Some(ProcStat { state, start_time })
+    Some(ProcStat {
+        state,
+        ppid,
+        start_time,
+    })
+}
+
+/// The processes of a container without a cgroup (a rootless one where
+/// none is delegated): its init, when still the process that started at
+/// `start_time`, the init's descendants and, when the init is pid 1 of a
+/// pid namespace, every process of that namespace (orphans are
+/// re-parented to the init; a process that left for a namespace of its
+/// own is still a descendant). Sorted.
+pub fn process_tree(init: i32, start_time: u64) -> Vec<i32> {
+    if !process_alive(init, start_time) {
+        return Vec::new();
+    }
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return vec![init];
+    };
+    let all: Vec<(i32, ProcStat)> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| Some((pid, proc_stat(pid)?)))
+        .collect();
+    let ns = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let init_ns = ns(init).filter(|_| heads_pid_namespace(init));
+    let mut out = vec![init];
+    let mut i = 0;
+    while i < out.len() {
+        let parent = out[i];
+        for (pid, st) in &all {
+            if st.ppid == parent && !out.contains(pid) {
+                out.push(*pid);
+            }
+        }
+        i += 1;
+    }
+    if let Some(init_ns) = init_ns {
+        for (pid, _) in &all {
+            if !out.contains(pid) && ns(*pid).as_ref() == Some(&init_ns) {
+                out.push(*pid);
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Whether `pid` is pid 1 of a pid namespace below ours (the last
+/// `NSpid:` entry of its status).
+fn heads_pid_namespace(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let ids: Vec<String> = s
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))?
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            Some(ids.len() > 1 && ids.last().is_some_and(|l| l == "1"))
+        })
+        .unwrap_or(false)
 }
 
 /// Whether `pid` is alive (not a zombie) and still the process that started
@@ -227,7 +292,43 @@ mod tests {
             "123 (a) b) (c) S 1 123 123 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 4242 1000 100";
         let st = parse_stat(text).unwrap();
         assert_eq!(st.state, 'S');
+        assert_eq!(st.ppid, 1);
         assert_eq!(st.start_time, 4242);
+    }
+
+    #[test]
+    fn process_tree_has_the_descendants() {
+        // A child and a grandchild of a shell; the test process is no
+        // descendant of it.
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & sh -c 'sleep 30; true' & wait"])
+            .spawn()
+            .unwrap();
+        let pid = sh.id() as i32;
+        let start = proc_stat(pid).unwrap().start_time;
+        let mut tree = Vec::new();
+        for _ in 0..200 {
+            tree = process_tree(pid, start);
+            if tree.len() >= 4 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let me = std::process::id() as i32;
+        for p in &tree {
+            if *p != pid {
+                let _ = rustix::process::kill_process(
+                    rustix::process::Pid::from_raw(*p).unwrap(),
+                    rustix::process::Signal::KILL,
+                );
+            }
+        }
+        let _ = sh.kill();
+        let _ = sh.wait();
+        assert!(tree.len() >= 4, "{tree:?}");
+        assert!(tree.contains(&pid) && !tree.contains(&me), "{tree:?}");
+        // A pid that is not the process started then: nothing.
+        assert!(process_tree(pid, start + 1).is_empty());
     }
 
     #[test]

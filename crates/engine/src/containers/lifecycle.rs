@@ -543,6 +543,7 @@ impl Engine {
             init: init.as_deref(),
             seccomp,
             listener: None,
+            cgroups: crate::rootless::uses_cgroups(),
         };
         let listener = if super::intercept::intercepted(&rec.config.intercept).is_empty() {
             None

@@ -125,10 +125,8 @@ pub fn find_binary(name: &str) -> PathBuf {
 impl Engine {
     /// Opens the engine's state under `paths`.
     pub fn open(paths: Paths) -> Result<Self> {
-        std::fs::create_dir_all(&paths.root).map_err(EngineError::io(format!(
-            "creating {}",
-            paths.root.display()
-        )))?;
+        // The store creates the root, mode 0700: the database holds the
+        // containers' configurations.
         let store = barge_image::Store::open(&paths.root)?;
         let db = Db::open(&paths.db())?;
         let runtime = std::env::var_os("BARGE_RUNTIME")

@@ -1,7 +1,7 @@
 //! The OCI `config.json` of a container: runc's default spec, adjusted
 //! by the image's config and the `create` options the way podman does.
 
-use super::{ContainerRecord, MountSpec, NetworkMode};
+use super::{ContainerConfig, ContainerRecord, MountSpec, NetworkMode};
 use crate::error::EngineError;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -180,6 +180,40 @@ pub struct SpecInputs<'a> {
     pub seccomp: Option<Value>,
     /// The syscall supervisor's socket, when calls are intercepted.
     pub listener: Option<&'a Path>,
+    /// Whether the container gets a cgroup
+    /// ([`crate::rootless::uses_cgroups`]).
+    pub cgroups: bool,
+}
+
+/// `linux.cgroupsPath`: none without cgroups (runc refuses an explicit
+/// path it cannot create, even when rootless; without one it goes on).
+fn cgroups_path(id: &str, cgroups: bool) -> Option<String> {
+    cgroups.then(|| format!("/barge/{id}"))
+}
+
+/// `linux.resources`: the device rules (which runtimes skip when
+/// rootless) and, with cgroups, the limits. Without cgroups the limits
+/// are left out: runc fails on a limit it has no cgroup for, and no
+/// runtime could enforce it.
+fn resources(cfg: &ContainerConfig, cgroups: bool) -> Value {
+    let mut res = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    if cfg.privileged {
+        res["devices"] = json!([{"allow": true, "access": "rwm"}]);
+    }
+    if !cgroups {
+        return res;
+    }
+    if let Some(m) = cfg.memory {
+        res["memory"] = json!({"limit": m});
+    }
+    if let Some(c) = cfg.cpus {
+        let period: u32 = 100_000;
+        res["cpu"] = json!({"quota": (c * f64::from(period)) as i64, "period": period});
+    }
+    if let Some(p) = cfg.pids_limit {
+        res["pids"] = json!({"limit": p});
+    }
+    res
 }
 
 /// Builds the OCI config of `rec`.
@@ -268,7 +302,9 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs<'_>) -> Result<Value, Engin
         }
     }
     spec["linux"]["namespaces"] = json!(namespaces);
-    spec["linux"]["cgroupsPath"] = json!(format!("/barge/{}", rec.id));
+    if let Some(path) = cgroups_path(&rec.id, inp.cgroups) {
+        spec["linux"]["cgroupsPath"] = json!(path);
+    }
     // podman's default sysctl: unprivileged ICMP sockets, so `ping` works
     // without CAP_NET_RAW (only in a network namespace of our own).
     if rec.network().owns_netns() || rec.network() == NetworkMode::None {
@@ -354,24 +390,12 @@ pub fn build(rec: &ContainerRecord, inp: &SpecInputs<'_>) -> Result<Value, Engin
     }
 
     // Resources.
-    let mut res = json!({"devices": [{"allow": false, "access": "rwm"}]});
     if cfg.privileged {
-        res["devices"] = json!([{"allow": true, "access": "rwm"}]);
         spec["linux"]["maskedPaths"] = json!([]);
         spec["linux"]["readonlyPaths"] = json!([]);
         spec["linux"]["devices"] = Value::Array(host_devices());
     }
-    if let Some(m) = cfg.memory {
-        res["memory"] = json!({"limit": m});
-    }
-    if let Some(c) = cfg.cpus {
-        let period: u32 = 100_000;
-        res["cpu"] = json!({"quota": (c * f64::from(period)) as i64, "period": period});
-    }
-    if let Some(p) = cfg.pids_limit {
-        res["pids"] = json!({"limit": p});
-    }
-    spec["linux"]["resources"] = res;
+    spec["linux"]["resources"] = resources(cfg, inp.cgroups);
     super::intercept::apply_userns(&mut spec, &cfg.uidmap, &cfg.gidmap);
     if let Some(listener) = inp.listener {
         super::intercept::apply_seccomp(&mut spec, &cfg.intercept, listener);
@@ -533,6 +557,24 @@ mod tests {
         assert!(host_caps().contains(&"CAP_SYS_ADMIN"));
         assert_eq!(cap_name("net_admin").unwrap(), "CAP_NET_ADMIN");
         assert!(cap_name("bogus").is_err());
+    }
+
+    #[test]
+    fn limits_and_cgroups_path_only_with_cgroups() {
+        let cfg = ContainerConfig {
+            memory: Some(64 << 20),
+            cpus: Some(0.5),
+            pids_limit: Some(10),
+            ..ContainerConfig::default()
+        };
+        let r = resources(&cfg, true);
+        assert_eq!(r["memory"]["limit"], 64 << 20);
+        assert_eq!(r["cpu"]["quota"], 50_000);
+        assert_eq!(r["pids"]["limit"], 10);
+        assert_eq!(cgroups_path("abc", true).as_deref(), Some("/barge/abc"));
+        let r = resources(&cfg, false);
+        assert_eq!(r, json!({"devices": [{"allow": false, "access": "rwm"}]}));
+        assert_eq!(cgroups_path("abc", false), None);
     }
 
     #[test]
