@@ -124,11 +124,12 @@ impl RootlessUser {
 
     /// [`Self::command`] with more environment variables (`NAME=VALUE`).
     pub fn command_with(&self, program: &Path, vars: &[String]) -> Command {
-        let mut c = Command::new("setpriv");
+        // Absolute paths: tests may run barge with a PATH of their own.
+        let mut c = Command::new("/usr/bin/setpriv");
         c.arg(format!("--reuid={}", self.uid))
             .arg(format!("--regid={}", self.gid))
             .arg("--init-groups")
-            .arg("env")
+            .arg("/usr/bin/env")
             .arg("-u")
             .arg("XDG_DATA_HOME")
             .arg(format!("HOME={}", self.home.display()))

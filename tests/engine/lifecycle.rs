@@ -413,7 +413,17 @@ fn restart_right_away_reuses_the_network() {
     need_network!();
     let env = Env::new();
     let name = unique("restart");
-    env.run_d(&["--name", &name, IMG, "sh", "-c", LOOP]);
+    // The bridge explicitly: a rootless user's default is pasta.
+    env.run_d(&[
+        "--name",
+        &name,
+        "--network",
+        "bridge",
+        IMG,
+        "sh",
+        "-c",
+        LOOP,
+    ]);
     for _ in 0..5 {
         env.ok(&["restart", "-t", "0", &name]);
         assert_eq!(env.status(&name), "running");

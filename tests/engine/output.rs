@@ -136,6 +136,9 @@ fn inspect_fields() {
         "64m",
         "-v",
         &bind,
+        // A rootless user's default is pasta: the bridge has the address.
+        "--network",
+        "bridge",
         IMG,
         "sh",
         "-c",

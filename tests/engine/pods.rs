@@ -368,7 +368,13 @@ fn pod_commands_output() {
     assert_eq!(j[0]["Containers"].as_array().map(Vec::len), Some(3));
     assert_eq!(j[0]["Labels"]["tier"], "web");
     if !network_skips_part("Networks") {
-        assert_eq!(j[0]["Networks"][0], "barge");
+        // A rootless user's pods default to pasta, root's to the bridge.
+        let default = if crate::rootless().is_some() {
+            "pasta"
+        } else {
+            "barge"
+        };
+        assert_eq!(j[0]["Networks"][0], default);
     }
     let f = env.ok(&["pod", "ps", "--filter", "label=tier=web", "-q"]);
     assert_eq!(f.trim(), &id[..12]);

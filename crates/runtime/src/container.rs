@@ -249,11 +249,19 @@ pub fn create(opts: &CreateOptions) -> Result<Created, RuntimeError> {
     st.start_time = util::proc_stat(child).map_or(0, |s| s.start_time);
     st.save(&opts.root)?;
     if let Some(ns) = &own_pid_ns {
-        rustix::thread::move_into_link_name_space(
+        let back = rustix::thread::move_into_link_name_space(
             ns.as_fd(),
             Some(rustix::thread::LinkNameSpaceType::ProcessID),
-        )
-        .ctx(|| "returning to our pid namespace".to_string())?;
+        );
+        match back {
+            // Root in a user namespace (a rootless engine) may not enter
+            // the host's pid namespace, its own included: later children
+            // of this process (hooks) start in the joined one.
+            Err(rustix::io::Errno::PERM) if crate::namespaces::in_user_namespace() => {
+                tracing::debug!(id = %opts.id, "rootless: staying in the joined pid namespace for children");
+            }
+            r => r.ctx(|| "returning to our pid namespace".to_string())?,
+        }
     }
 
     let uid_maps = linux
