@@ -50,6 +50,14 @@ if [ "$(id -u)" -eq 0 ] && id -u barge-rootless >/dev/null 2>&1; then
         --test engine --no-fail-fast 2>&1 | tee "$rl_log"
     rl_rc=${PIPESTATUS[0]}
     set -e
+    # The user's pause process and bridge-namespace uplink outlive the
+    # suite by design (one per test build's run directory): stop them.
+    for d in /tmp/barge-test-run-"$(id -u barge-rootless)"-*/barge; do
+        [ -d "$d" ] || continue
+        for f in "$d/netns/rootless.pasta.pid" "$d/pause.pid"; do
+            if [ -f "$f" ]; then kill "$(cut -d' ' -f1 "$f")" 2>/dev/null || true; fi
+        done
+    done
 else
     echo "note: the rootless rerun of the engine suite needs root and the user barge-rootless" >&2
 fi
