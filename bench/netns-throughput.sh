@@ -57,14 +57,11 @@ if [ -n "$RUN_AS" ]; then
     uid=$(id -u "$RUN_AS") || die "no user $RUN_AS"
     gid=$(id -g "$RUN_AS")
     home=$(getent passwd "$RUN_AS" | cut -d: -f6)
-    xdg=/run/user/$uid
-    made_xdg=
-    if [ ! -d "$xdg" ]; then
-        # What a login would have made; removed again at exit.
-        install -d -m 700 -o "$uid" -g "$gid" "$xdg"
-        made_xdg=$xdg
-    fi
+    # A private run directory: this run's own pause process (holding the
+    # user's namespaces), stopped again at exit.
     chown "$uid:$gid" "$WORK"
+    xdg=$WORK/xdg
+    install -d -m 700 -o "$uid" -g "$gid" "$xdg"
     as_user() {
         setpriv --reuid="$uid" --regid="$gid" --init-groups -- \
             env -i PATH="$PATH" HOME="$home" USER="$RUN_AS" LOGNAME="$RUN_AS" \
@@ -82,10 +79,10 @@ barge() { as_user "${BARGE[@]}" "$@"; }
 cleanup() {
     set +e
     barge rm -f -t 0 nbench-pasta nbench-slirp4netns >/dev/null 2>&1
-    rm -rf "$WORK"
-    if [ -n "${made_xdg:-}" ]; then
-        rm -rf "$made_xdg"
+    if [ -n "${xdg:-}" ] && [ -f "$xdg/barge/pause.pid" ]; then
+        kill "$(cut -d' ' -f1 "$xdg/barge/pause.pid")" 2>/dev/null
     fi
+    rm -rf "$WORK"
 }
 trap cleanup EXIT
 
