@@ -136,12 +136,7 @@ fn owned_by(p: &Path, uid: u32) -> bool {
 /// The user's persistent storage root: `$XDG_DATA_HOME/barge/storage`
 /// (default `~/.local/share/barge/storage`).
 pub fn user_storage_root() -> PathBuf {
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    data.join("barge/storage")
+    barge_image::Store::user_root()
 }
 
 /// The default storage root: root's `/var/lib/barge/storage` or the

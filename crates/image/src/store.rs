@@ -304,11 +304,19 @@ impl Store {
     }
 
     /// The default store root: `/var/lib/barge/storage` for root, else
-    /// `$XDG_DATA_HOME/barge/storage` or `~/.local/share/barge/storage`.
+    /// [`Store::user_root`]. (A rootless engine, root inside the user's
+    /// namespace, picks the user's root itself: see barge-engine's
+    /// `rootless::default_root`.)
     pub fn default_root() -> PathBuf {
         if rustix::process::geteuid().is_root() {
             return PathBuf::from("/var/lib/barge/storage");
         }
+        Self::user_root()
+    }
+
+    /// An unprivileged user's store root: `$XDG_DATA_HOME/barge/storage`,
+    /// default `~/.local/share/barge/storage`.
+    pub fn user_root() -> PathBuf {
         let data = std::env::var_os("XDG_DATA_HOME")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
