@@ -432,7 +432,9 @@ pub fn user_netns(uid: u32) -> Result<PathBuf, crate::error::EngineError> {
     use crate::error::EngineError;
     let dir = run_dir(uid).join("netns");
     let path = dir.join("rootless");
-    if crate::networks::netns_exists(&path) {
+    // The mount, not just the file: another command may have created the
+    // file and not yet bound the namespace on it.
+    if is_netns_mount(&path) {
         return Ok(path);
     }
     std::fs::create_dir_all(&dir)
@@ -446,13 +448,19 @@ pub fn user_netns(uid: u32) -> Result<PathBuf, crate::error::EngineError> {
         .map_err(EngineError::io(format!("opening {}", lock_path.display())))?;
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
         .map_err(|e| EngineError::io(format!("locking {}", lock_path.display()))(e.into()))?;
-    if crate::networks::netns_exists(&path) {
+    if is_netns_mount(&path) {
         return Ok(path);
     }
     let _ = barge_net::Netns::remove(&path);
     barge_net::Netns::create(&path)?;
     start_uplink(&path, &dir.join("rootless.pasta.pid"));
     Ok(path)
+}
+
+/// Whether `path` is a bound namespace file (nsfs), not merely a file.
+fn is_netns_mount(path: &Path) -> bool {
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    rustix::fs::statfs(path).is_ok_and(|s| s.f_type == NSFS_MAGIC)
 }
 
 /// Links the user's bridge namespace to the host through pasta (outbound
